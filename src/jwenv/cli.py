@@ -1,0 +1,389 @@
+"""The `jwenv` command line: parses arguments, calls the core, prints.
+
+Core modules are imported inside the commands so `jwenv run` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from jwenv.envs import Env
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Side-by-side jwst pipeline environments with pinned CRDS contexts.",
+)
+crds_app = typer.Typer(no_args_is_help=True, help="CRDS settings of environments.")
+app.add_typer(crds_app, name="crds")
+
+_state = {"debug": False}
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _json_out(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# -- install -------------------------------------------------------------------
+@app.command()
+def install(
+    version: Annotated[str, typer.Argument(help="1.20.2, latest, ~=1.12.0, git+URL@ref, or a "
+                                                "source directory")],
+    python: Annotated[str | None, typer.Option(help="Python version (3.11) or path")] = None,
+    crds_context: Annotated[str | None, typer.Option(
+        help="CRDS context to pin (default: the one STScI paired with the release)")] = None,
+    name: Annotated[str | None, typer.Option(help="Environment name "
+                                                     "(default: the jwst version)")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if installed")] = False,
+    backend: Annotated[str, typer.Option(help="Installer: uv or virtualenv")] = "uv",
+    deps: Annotated[str | None, typer.Option(
+        help="Dependency strategy: ops, dated, latest, or an order like ops,dated")] = None,
+    check: Annotated[str, typer.Option(help="Health check after the build: full, import, "
+                                            "none")] = "full",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
+) -> None:
+    """Create (or reuse) an isolated environment for a jwst release."""
+    from jwenv.envs import Env, InstallOptions
+
+    options = InstallOptions(python=python, crds_context=crds_context, name=name, force=force,
+                             backend=backend, deps=deps, check=check)
+    env = _install_with_progress(version, options)
+    if as_json:
+        _json_out(env.manifest.to_dict())
+        return
+    m = env.manifest
+    _console().print(f"[green]✓[/] {m.name}: jwst {m.jwst_version}, Python {m.python_version}, "
+                     f"CRDS {m.crds_context or '(none)'}, deps {m.strategy} → {env.path}")
+    del Env
+
+
+def _install_with_progress(spec: str, options: Any) -> Env:
+    import time
+
+    from jwenv.envs import Env
+
+    console = _console(stderr=True)
+    t0 = time.monotonic()
+    if not console.is_terminal:
+        def plain(event: str, detail: str) -> None:
+            if event != "line":
+                console.print(f"jwenv: {detail}")
+        return Env.install(spec, options, progress=plain)
+    with console.status("resolving…") as status:
+        last = {"phase": "resolving"}
+
+        def show(event: str, detail: str) -> None:
+            if event == "line":
+                status.update(f"{last['phase']} [dim]{detail[:80]}[/]")
+            else:
+                last["phase"] = detail
+                status.update(f"{detail} [dim]({time.monotonic() - t0:.0f} s)[/]")
+        return Env.install(spec, options, progress=show)
+
+
+# -- run / shell / env ---------------------------------------------------------
+def _get_or_install(name: str, do_install: bool) -> Env:
+    from jwenv.envs import Env, InstallOptions
+    from jwenv.errors import EnvNotFound
+
+    try:
+        return Env.get(name)
+    except EnvNotFound:
+        if not do_install:
+            raise
+        return _install_with_progress(name, InstallOptions())
+
+
+@app.command(context_settings=PASSTHROUGH)
+def run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Environment name (e.g. 1.20.2)")],
+    crds_context: Annotated[str | None, typer.Option(help="Override the pinned context "
+                                                             "for this run")] = None,
+    offline: Annotated[bool | None, typer.Option(
+        "--offline/--online", help="CRDS serverless mode against the local CRDS_PATH "
+                                   "(default: $JWENV_OFFLINE)")] = None,
+    do_install: Annotated[bool, typer.Option("--install", help="Install first if "
+                                                               "missing")] = False,
+) -> None:
+    """Run a command inside an environment: jwenv run 1.20.2 -- strun ..."""
+    from jwenv.errors import BadInput
+
+    cmd = list(ctx.args)
+    if not cmd:
+        raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
+    env = _get_or_install(name, do_install)
+    raise typer.Exit(env.run(cmd, context=crds_context, offline=offline))
+
+
+@app.command()
+def shell(
+    name: Annotated[str, typer.Argument(help="Environment name")],
+    crds_context: Annotated[str | None, typer.Option()] = None,
+    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+) -> None:
+    """Start an interactive shell with the environment active (exit to leave)."""
+    from jwenv.envs import Env
+
+    env = Env.get(name)
+    sh = os.environ.get("SHELL") or "/bin/sh"
+    _console(stderr=True).print(f"jwenv: entering {env.name} (jwst {env.manifest.jwst_version}, "
+                                f"CRDS {env.context}); exit to leave")
+    raise typer.Exit(env.run([sh, "-i"], context=crds_context, offline=offline))
+
+
+@app.command("env")
+def env_cmd(
+    name: Annotated[str, typer.Argument(help="Environment name")],
+    crds_context: Annotated[str | None, typer.Option()] = None,
+    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print the variables a run gets, as `export` lines: eval "$(jwenv env 1.20.2)"."""
+    import shlex
+
+    from jwenv.envs import Env
+
+    variables = Env.get(name).variables(context=crds_context, offline=offline)
+    if as_json:
+        _json_out(variables)
+        return
+    for key, value in variables.items():
+        sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
+
+
+# -- list / info / remove / pin -----------------------------------------------
+def _summary(env: Env, with_size: bool = True) -> dict[str, Any]:
+    m = env.manifest
+    out = {"name": m.name, "jwst_version": m.jwst_version, "python": m.python_version,
+           "crds_context": m.crds_context, "source": m.source, "strategy": m.strategy,
+           "backend": m.backend, "created": m.created, "path": str(env.path),
+           "healthy": bool(m.health.get("ok", False))}
+    if with_size:
+        out["size_bytes"] = env.size()
+    return out
+
+
+@app.command("list")
+def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The installed environments."""
+    from rich.table import Table
+
+    from jwenv.envs import Env
+
+    rows = [_summary(e) for e in Env.all()]
+    if as_json:
+        _json_out(rows)
+        return
+    if not rows:
+        _console().print("no environments yet: jwenv install latest")
+        return
+    table = Table("name", "jwst", "Python", "CRDS context", "deps", "size", "created")
+    for r in rows:
+        table.add_row(r["name"], r["jwst_version"], r["python"], r["crds_context"] or "-",
+                      r["strategy"], _human_size(r["size_bytes"]), r["created"][:16])
+    _console().print(table)
+
+
+@app.command()
+def info(name: Annotated[str, typer.Argument()],
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Everything jwenv knows about one environment."""
+    from jwenv.envs import Env
+
+    env = Env.get(name)
+    data = env.manifest.to_dict()
+    data["path"] = str(env.path)
+    data["size_bytes"] = env.size()
+    if as_json:
+        _json_out(data)
+        return
+    console = _console()
+    for key in ("name", "jwst_version", "requested", "source", "requirement", "python_version",
+                "python_path", "python_reason", "backend", "strategy", "crds_context",
+                "release_date", "created", "path"):
+        console.print(f"[bold]{key:15}[/] {data.get(key) or '-'}")
+    console.print(f"[bold]{'size':15}[/] {_human_size(data['size_bytes'])}")
+    console.print(f"[bold]{'health':15}[/] {'ok' if env.manifest.health.get('ok') else 'FAILED'}"
+                  f" ({env.manifest.health.get('level', '-')}, "
+                  f"{env.manifest.health.get('checked', '-')})")
+    console.print(f"[bold]{'packages':15}[/] {len(data['packages'])} pinned")
+
+
+@app.command()
+def remove(name: Annotated[str, typer.Argument()]) -> None:
+    """Delete an environment."""
+    from jwenv.envs import Env
+
+    Env.get(name).remove()
+    _console().print(f"removed {name}")
+
+
+@app.command()
+def pin(name: Annotated[str, typer.Argument()],
+        context: Annotated[str, typer.Argument(help="jwst_NNNN.pmap")]) -> None:
+    """Change the CRDS context pinned to an environment."""
+    from jwenv.envs import Env
+
+    env = Env.get(name)
+    old = env.context
+    env.pin(context)
+    _console().print(f"{name}: CRDS context {old or '(none)'} → {env.context}")
+
+
+# -- available -------------------------------------------------------------------
+@app.command()
+def available(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    all_rows: Annotated[bool, typer.Option("--all", help="Include git-only releases and "
+                                                         "prereleases")] = False,
+    refresh: Annotated[bool, typer.Option(help="Re-read PyPI now")] = False,
+) -> None:
+    """jwst releases: date, Pythons, paired CRDS context, DMS build, installed or not."""
+    from rich.table import Table
+
+    from jwenv import releases
+    from jwenv.envs import Env
+    from jwenv.store import Store
+
+    store = Store()
+    index = releases.load_index(store.index_dir, refresh=refresh)
+    installed: dict[str, list[str]] = {}
+    for env in Env.all(store):
+        installed.setdefault(env.manifest.jwst_version, []).append(env.name)
+    rows = []
+    for rel in reversed(index.sorted()):
+        if not all_rows and (not rel.on_pypi or rel.version.is_prerelease):
+            continue
+        date = rel.release_date.date().isoformat() if rel.release_date else ""
+        rows.append({
+            "version": str(rel.version), "source": "pypi" if rel.on_pypi else "git",
+            "released": date, "requires_python": rel.requires_python or "",
+            "crds_context": index.context_for(rel.version),
+            "dms_build": rel.dms.dms_build if rel.dms else "", "yanked": rel.yanked,
+            "installed": installed.get(str(rel.version), []),
+        })
+    if as_json:
+        _json_out(rows)
+        return
+    table = Table("jwst", "released", "Python", "CRDS context", "DMS build", "source",
+                  "installed")
+    for r in rows:
+        table.add_row(r["version"], r["released"], r["requires_python"], r["crds_context"],
+                      r["dms_build"], r["source"], ", ".join(r["installed"]))
+    _console().print(table)
+
+
+# -- doctor / repair -------------------------------------------------------------
+@app.command()
+def doctor(name: Annotated[str | None, typer.Argument()] = None,
+           level: Annotated[str, typer.Option(help="full or import")] = "full",
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Re-run the health check of one or every environment."""
+    from jwenv.envs import Env
+
+    envs = [Env.get(name)] if name else Env.all()
+    results = {e.name: e.check(level) for e in envs}
+    if as_json:
+        _json_out(results)
+    else:
+        console = _console()
+        for env_name, report in results.items():
+            mark = "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
+            console.print(f"{env_name}: {mark}")
+            for c in report.get("checks", []):
+                console.print(f"  {'✓' if c['ok'] else '✗'} {c['check']}: {c.get('detail', '')}")
+    if not all(r["ok"] for r in results.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def repair(name: Annotated[str, typer.Argument()]) -> None:
+    """Rebuild an environment the way it was first requested."""
+    from jwenv.envs import Env, InstallOptions
+
+    m = Env.get(name).manifest
+    options = InstallOptions(name=m.name, crds_context=m.crds_context, force=True,
+                             backend=m.backend, deps=m.strategy)
+    env = _install_with_progress(m.requested, options)
+    _console().print(f"[green]✓[/] rebuilt {env.name}")
+
+
+# -- crds ------------------------------------------------------------------------
+@crds_app.command("status")
+def crds_status(name: Annotated[str, typer.Argument()],
+                offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Effective CRDS settings of an environment."""
+    from jwenv import crds
+    from jwenv.envs import Env
+
+    s = Env.get(name).crds_settings(offline=offline)
+    data = {"path": s.path, "path_from": "CRDS_PATH" if s.path_from_user else "jwenv default",
+            "server_url": s.server_url,
+            "server_from": ("offline (serverless)" if s.offline else
+                            "CRDS_SERVER_URL" if s.server_from_user else "jwenv default"),
+            "context": s.context, "mode": "offline" if s.offline else "online",
+            "context_cached": crds.mappings_cached(s.path, s.context)}
+    if as_json:
+        _json_out(data)
+        return
+    console = _console()
+    for key, value in data.items():
+        console.print(f"[bold]{key:15}[/] {value}")
+
+
+def main() -> None:
+    """Entry point: one-line errors, tracebacks only with --debug."""
+    from jwenv.errors import JwenvError
+
+    debug = "--debug" in sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else \
+        "--debug" in sys.argv
+    try:
+        app()
+    except JwenvError as err:
+        if debug:
+            raise
+        sys.stderr.write(f"jwenv: error: {err}\n")
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("jwenv: interrupted\n")
+        sys.exit(130)
+    except Exception as err:  # a bug: still one line unless --debug
+        if debug:
+            raise
+        sys.stderr.write(f"jwenv: internal error: {type(err).__name__}: {err} "
+                         "(run with --debug for details)\n")
+        sys.exit(3)

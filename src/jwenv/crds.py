@@ -1,0 +1,77 @@
+"""CRDS settings: the one place that decides what CRDS variables a run gets.
+
+jwenv never imports crds; it only sets the environment that the crds package
+inside each managed environment reads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jwenv.errors import BadInput
+
+DEFAULT_SERVER = "https://jwst-crds.stsci.edu"
+SERVERLESS_SERVER = "https://jwst-serverless-mode.stsci.edu"
+OFFLINE_VAR = "JWENV_OFFLINE"
+_CONTEXT_RE = re.compile(r"^jwst_(\d{4})\.pmap$")
+
+
+def validate_context(value: str) -> str:
+    """Accept `jwst_1464.pmap` (or a bare `1464`) and return the canonical name."""
+    v = value.strip()
+    if v.isdigit() and len(v) <= 4:
+        v = f"jwst_{int(v):04d}.pmap"
+    if not _CONTEXT_RE.match(v):
+        raise BadInput(f"bad CRDS context {value!r}: expected a name like jwst_1464.pmap")
+    return v
+
+
+def offline_default(environ: Mapping[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    return environ.get(OFFLINE_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class CrdsSettings:
+    path: str
+    server_url: str
+    context: str
+    offline: bool
+    path_from_user: bool
+    server_from_user: bool
+
+    def variables(self) -> dict[str, str]:
+        out = {"CRDS_PATH": self.path, "CRDS_SERVER_URL": self.server_url}
+        if self.context:
+            out["CRDS_CONTEXT"] = self.context
+        return out
+
+
+def settings(*, context: str, default_path: Path, offline: bool | None = None,
+             environ: Mapping[str, str] | None = None) -> CrdsSettings:
+    """The user's CRDS_PATH / CRDS_SERVER_URL win, as that is how CRDS is configured
+    today; the context is the environment's pin (or a one-run override)."""
+    environ = os.environ if environ is None else environ
+    offline = offline_default(environ) if offline is None else offline
+    user_path = environ.get("CRDS_PATH")
+    user_server = environ.get("CRDS_SERVER_URL")
+    server = SERVERLESS_SERVER if offline else (user_server or DEFAULT_SERVER)
+    return CrdsSettings(
+        path=user_path or str(default_path),
+        server_url=server,
+        context=context,
+        offline=offline,
+        path_from_user=bool(user_path),
+        server_from_user=bool(user_server) and not offline,
+    )
+
+
+def mappings_cached(crds_path: str, context: str) -> bool:
+    """Whether the context's top mapping is in the cache (what serverless mode needs)."""
+    if not context:
+        return False
+    return (Path(crds_path) / "mappings" / "jwst" / context).is_file()

@@ -1,0 +1,203 @@
+"""Where jwenv keeps things on disk: the one place that knows the layout.
+
+::
+
+    $JWENV_HOME/                    (platformdirs user data dir by default)
+        envs/<name>/                a complete environment (a venv) ...
+        envs/<name>/jwenv.json      ... and its manifest; no manifest = not usable
+        staging/<name>.<random>/    environments being built; never listed or run
+        locks/<name>.lock           one file lock per environment name
+        logs/                       installer logs of failed builds
+    cache dir (platformdirs user cache dir, or $JWENV_HOME/cache)
+        crds/                       default shared CRDS_PATH for every environment
+        index/                      cached PyPI metadata
+
+An environment becomes visible only by the rename of a fully built staging
+directory (which already holds its manifest) into ``envs/``, so an interrupted
+install never leaves something that looks usable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from jwenv.errors import BadInput, StoreError
+
+HOME_VAR = "JWENV_HOME"
+MANIFEST = "jwenv.json"
+MANIFEST_SCHEMA = 1
+_NAME_RE = re.compile(r"^[A-Za-z0-9._+-]+$")
+
+
+def validate_name(name: str) -> str:
+    """Names become directory names: refuse anything that could escape the store."""
+    if not name or not _NAME_RE.match(name) or name in {".", ".."} or ".." in name:
+        raise BadInput(
+            f"bad environment name {name!r}: use letters, digits and . _ + - only "
+            "(no path separators, no '..')"
+        )
+    return name
+
+
+@dataclass
+class Manifest:
+    """What jwenv knows about one environment; written once the build succeeded."""
+
+    name: str
+    requested: str
+    jwst_version: str
+    source: str  # "pypi", "git" or "local"
+    requirement: str  # what the installer was given for jwst itself
+    python_version: str
+    python_path: str  # the base interpreter the venv was made from
+    backend: str
+    crds_context: str
+    created: str  # ISO 8601, UTC
+    strategy: str = "latest"
+    strategy_log: list[dict[str, Any]] = field(default_factory=list)
+    python_reason: str = ""
+    release_date: str | None = None
+    health: dict[str, Any] = field(default_factory=dict)
+    packages: list[str] = field(default_factory=list)  # the lock: name==version lines
+    schema: int = MANIFEST_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        if data.get("schema") != MANIFEST_SCHEMA:
+            raise StoreError(f"manifest schema {data.get('schema')!r} is not {MANIFEST_SCHEMA}")
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write-then-rename so a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    """The directory tree holding every environment."""
+
+    def __init__(self, root: Path | None = None, cache: Path | None = None) -> None:
+        home = os.environ.get(HOME_VAR)
+        if root is None:
+            root = Path(home) if home else platformdirs.user_data_path("jwenv")
+        if cache is None:
+            cache = root / "cache" if home else platformdirs.user_cache_path("jwenv")
+        self.root = Path(root).expanduser().absolute()
+        self.cache = Path(cache).expanduser().absolute()
+
+    envs_dir = property(lambda self: self.root / "envs")
+    staging_dir = property(lambda self: self.root / "staging")
+    locks_dir = property(lambda self: self.root / "locks")
+    logs_dir = property(lambda self: self.root / "logs")
+    crds_dir = property(lambda self: self.cache / "crds")
+    index_dir = property(lambda self: self.cache / "index")
+
+    def ensure(self) -> None:
+        """Create the tree, turning permission problems into one clear line."""
+        try:
+            for d in (self.envs_dir, self.staging_dir, self.locks_dir, self.logs_dir):
+                d.mkdir(parents=True, exist_ok=True)
+            probe = self.staging_dir / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(
+                f"store {self.root} is not writable ({exc.strerror}); "
+                f"set {HOME_VAR} to a writable directory"
+            ) from exc
+
+    def env_path(self, name: str) -> Path:
+        return self.envs_dir / validate_name(name)
+
+    def lock_path(self, name: str) -> Path:
+        return self.locks_dir / f"{validate_name(name)}.lock"
+
+    def new_staging(self, name: str) -> Path:
+        self.ensure()
+        return Path(tempfile.mkdtemp(prefix=f"{validate_name(name)}.", dir=self.staging_dir))
+
+    def clean_staging(self, name: str) -> None:
+        """Remove leftovers of interrupted builds of `name` (call with its lock held)."""
+        if self.staging_dir.is_dir():
+            for leftover in self.staging_dir.glob(f"{name}.*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def read_manifest(self, name: str) -> Manifest | None:
+        """The manifest of a complete environment, or None if there is none."""
+        path = self.env_path(name) / MANIFEST
+        try:
+            return Manifest.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, StoreError):
+            return None
+
+    def write_manifest(self, env_dir: Path, manifest: Manifest) -> None:
+        write_json_atomic(env_dir / MANIFEST, manifest.to_dict())
+
+    def names(self) -> Iterator[str]:
+        """Names of complete environments (a directory without manifest is not one)."""
+        if not self.envs_dir.is_dir():
+            return
+        for child in sorted(self.envs_dir.iterdir()):
+            if (child / MANIFEST).is_file() and _NAME_RE.match(child.name):
+                yield child.name
+
+    def publish(self, staging: Path, name: str) -> Path:
+        """Move a finished build into place; an old one with the same name is replaced."""
+        final = self.env_path(name)
+        trash = None
+        if final.exists():
+            trash = self.staging_dir / f"{name}.old-{os.getpid()}"
+            os.replace(final, trash)
+        os.replace(staging, final)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return final
+
+    def remove(self, name: str) -> None:
+        final = self.env_path(name)
+        trash = self.staging_dir / f"{name}.removed-{os.getpid()}"
+        self.ensure()
+        # Rename first: the environment disappears at once, the slow delete follows.
+        os.replace(final, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def dir_size(path: Path) -> int:
+    """Bytes on disk, counting hardlinked files (uv's cache links) once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                total += st.st_blocks * 512
+    return total
