@@ -1,60 +1,104 @@
 """Shared fixtures.
 
-`real_env` is the integration tests' way to get a real, installed jwst release.
-It is a stand-in until jwenv's own Env API lands; its contract stays the same:
-``real_env("1.20.2")`` returns an object with ``.python`` (Path to the env's
-interpreter), ``.bin`` (its bin/ directory) and ``.environ(**extra)`` (a copy of
-os.environ with the env's bin/ first on PATH and VIRTUAL_ENV set, plus extra).
+Unit tests run with no network: the package index URL points at a closed local
+port, uv is offline, and the only jwst they install is the fake one built by
+fakejwst.py. Integration tests (marked `integration`) install real releases.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from fakejwst import build_source_tree, build_wheel
 
-@dataclass
-class RealEnv:
-    root: Path
-
-    @property
-    def bin(self) -> Path:
-        return self.root / "bin"
-
-    @property
-    def python(self) -> Path:
-        return self.bin / "python"
-
-    def environ(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
-        env["VIRTUAL_ENV"] = str(self.root)
-        env.update(extra)
-        return env
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
 
 
-_PYTHON_FOR = {"3.0.0": "3.11", "1.20.2": "3.11"}
+@pytest.fixture
+def home(tmp_path, monkeypatch, request):
+    """A private jwenv store; unit tests also get a dead index and offline uv."""
+    h = tmp_path / "jwenv-home"
+    monkeypatch.setenv("JWENV_HOME", str(h))
+    for var in ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT", "JWENV_OFFLINE",
+                "JWENV_JWST_GIT"):
+        monkeypatch.delenv(var, raising=False)
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setenv("JWENV_PYPI_URL", "http://127.0.0.1:9/pypi/jwst/json")
+        monkeypatch.setenv("UV_OFFLINE", "1")
+    return h
 
 
 @pytest.fixture(scope="session")
-def real_env(tmp_path_factory):
-    cache: dict[str, RealEnv] = {}
-    base = tmp_path_factory.mktemp("real-envs")
+def fake_wheel(tmp_path_factory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheels"))
 
-    def get(version: str) -> RealEnv:
+
+@pytest.fixture
+def fake_source(tmp_path) -> Path:
+    return build_source_tree(tmp_path / "jwst-src")
+
+
+def jwenv(*args: str, env: dict | None = None, input: str | None = None,
+          check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the jwenv CLI as a user would, in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "jwenv", *args], capture_output=True,
+                          text=True, env=env if env is not None else dict(os.environ),
+                          input=input, check=check, cwd=cwd)
+
+
+@pytest.fixture
+def installed(home, fake_wheel):
+    """The fake jwst installed as environment `9.9.9`."""
+    out = jwenv("install", str(fake_wheel), "--python", str(BASE_PYTHON), "--check", "import")
+    assert out.returncode == 0, out.stderr
+    return "9.9.9"
+
+
+def strun_report(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+# -- real releases (integration) ----------------------------------------------------
+class RealEnv:
+    """A real installed jwst environment, as integration tests use it."""
+
+    def __init__(self, env) -> None:
+        self.env = env
+        self.name = env.name
+        self.python = env.python
+        self.bin = env.bin
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        return self.env.environ(extra=extra)
+
+
+@pytest.fixture(scope="session")
+def real_home(tmp_path_factory) -> Path:
+    """One store for the whole integration session (environments are reused)."""
+    return Path(os.environ.get("JWENV_TEST_HOME") or tmp_path_factory.mktemp("real-home"))
+
+
+@pytest.fixture(scope="session")
+def real_env(real_home):
+    """``real_env("1.20.2")``: that release, installed by jwenv itself."""
+    from jwenv.envs import Env, InstallOptions
+    from jwenv.store import Store
+
+    store = Store(real_home, real_home / "cache")
+    cache: dict[str, RealEnv] = {}
+
+    def get(version: str, **options) -> RealEnv:
         if version not in cache:
-            root = base / version
-            uv = [sys.executable, "-m", "uv"]
-            subprocess.run([*uv, "venv", "-q", "-p", _PYTHON_FOR.get(version, "3.11"), str(root)],
-                           check=True)
-            subprocess.run([*uv, "pip", "install", "-q", "-p", str(root / "bin" / "python"),
-                            f"jwst=={version}"], check=True)
-            cache[version] = RealEnv(root)
+            env = Env.install(version, InstallOptions(**options), store=store)
+            cache[version] = RealEnv(env)
         return cache[version]
 
     return get

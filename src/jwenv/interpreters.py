@@ -127,7 +127,7 @@ def from_option(value: str, interpreters: list[Interpreter] | None = None) -> In
         if interp.version.release[: len(want.release)] == want.release:
             return interp
     raise NoInterpreter(missing_message(f"=={value}.*" if value.count(".") == 1 else f"=={value}",
-                                        found))
+                                        found, wanted=value))
 
 
 def missing_message(requires: str, found: list[Interpreter], wanted: str | None = None) -> str:

@@ -241,38 +241,52 @@ def resolve(spec: str, index_loader, *, allow_prereleases: bool = False) -> Reso
                 version = None
         req = f"jwst @ git+{url}" + (f"@{ref}" if ref else "")
         return Resolved(spec, "git", req, version, git_repo=url, git_ref=ref)
+    if not (spec.startswith(("/", "./", "../", "~/")) or os.sep in spec
+            or spec.endswith(".whl") or Path(spec).is_dir()):
+        return _resolve_release(spec, index_loader, allow_prereleases)
     path = Path(spec).expanduser()
-    if spec.startswith((".", "/", "~")) or os.sep in spec or path.is_dir():
-        if not path.is_dir():
-            raise BadInput(f"no such source directory: {spec}")
-        if not any((path / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
-            raise BadInput(f"{spec} is not a Python source tree (no pyproject.toml or setup.py)")
+    if spec.endswith(".whl"):
+        if not path.is_file():
+            raise BadInput(f"no such wheel: {spec}")
+        version = path.name.split("-")[1] if path.name.count("-") >= 4 else None
         path = path.resolve()
-        return Resolved(spec, "local", f"jwst @ {path.as_uri()}", None, local_path=path)
+        return Resolved(spec, "local", f"jwst @ {path.as_uri()}", version, local_path=path)
+    if not path.is_dir():
+        raise BadInput(f"no such source directory: {spec}")
+    if not any((path / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
+        raise BadInput(f"{spec} is not a Python source tree (no pyproject.toml or setup.py)")
+    path = path.resolve()
+    return Resolved(spec, "local", f"jwst @ {path.as_uri()}", None, local_path=path)
 
-    index: Index = index_loader()
-    if spec == "latest":
+
+def _resolve_release(spec: str, index_loader, allow_prereleases: bool) -> Resolved:
+
+    exact = wanted = None
+    if spec != "latest":
+        try:
+            exact = Version(spec) if not re.match(r"^[<>=!~]", spec) else None
+        except InvalidVersion:
+            exact = None
+        if exact is None:
+            try:
+                wanted = SpecifierSet(spec)
+            except InvalidSpecifier:
+                raise BadInput(
+                    f"malformed version {spec!r}: use a release (1.20.2), latest, a PEP 440 "
+                    f"specifier (~=1.12.0), git+URL@ref or a source directory"
+                ) from None
+    index: Index = index_loader()  # only now: a typo needs no network to be caught
+    if exact is not None:
+        release = index.releases.get(exact)
+        if release is None:
+            raise UnknownVersion(_unknown_message(spec, index, exact))
+        return _from_release(spec, release)
+    if wanted is None:  # latest
         candidates = [r for r in index.sorted() if r.on_pypi and not r.yanked
                       and (allow_prereleases or not r.version.is_prerelease)]
         if not candidates:
             raise UnknownVersion("PyPI lists no jwst release")
         return _from_release(spec, candidates[-1])
-    try:
-        exact = Version(spec)
-    except InvalidVersion:
-        exact = None
-    if exact is not None and not re.match(r"^[<>=!~]", spec):
-        release = index.releases.get(exact)
-        if release is None:
-            raise UnknownVersion(_unknown_message(spec, index, exact))
-        return _from_release(spec, release)
-    try:
-        wanted = SpecifierSet(spec)
-    except InvalidSpecifier:
-        raise BadInput(
-            f"malformed version {spec!r}: use a release (1.20.2), latest, a PEP 440 specifier "
-            f"(~=1.12.0), git+URL@ref or a source directory"
-        ) from None
     matches = [r for r in index.sorted()
                if wanted.contains(r.version, prereleases=allow_prereleases) and not r.yanked]
     if not matches:

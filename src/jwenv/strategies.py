@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,30 @@ def sdp_constraints(text: str) -> list[str]:
     return out
 
 
+def numpy_build_ceiling(constraints: list[str]) -> list[str]:
+    """Build constraints from the sdp's numpy pin: `numpy==X` becomes `numpy<=X`.
+
+    A C extension must be built against a numpy no newer than the one it runs
+    with ("compiled against API version 0x10" otherwise), but older is fine (numpy's
+    ABI is forward compatible). An exact pin is too strict: sdists that build
+    against `oldest-supported-numpy` (stsci.imagestats 1.6.3, ...) ask for the
+    oldest numpy with wheels for the interpreter, e.g. numpy==1.17.3 on 3.8, and an
+    exact `numpy==1.18.1` makes that build unsatisfiable.
+    """
+    out = []
+    for c in constraints:
+        if req_name(c) != "numpy":
+            continue
+        m = re.match(r"^\s*numpy\s*===?\s*([^\s;,]+)\s*(;.*)?$", c, re.IGNORECASE)
+        out.append(f"numpy<={m.group(1)}{(' ' + m.group(2)) if m.group(2) else ''}" if m else c)
+    return out
+
+
+def _as_utc(when: str) -> datetime:
+    dt = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
 def fetch_sdp(resolved: Resolved, cache_dir: Path) -> str | None:
     """The release's requirements-sdp.txt, from its PyPI sdist or its git tag; None if absent."""
     if resolved.version is None:
@@ -185,14 +209,14 @@ def plan(strategy: str, resolved: Resolved, *, release_date: datetime | None,
     """The install plan for one strategy, or a string saying why it does not apply."""
     fixes = fixes or load_fixes()
     version = resolved.version
-    p = InstallPlan(strategy=strategy,
-                    requirements=[resolved.requirement, *fixes.default_requirements])
+    # The era's setuptools and pytest are what old releases lack; `latest` is plain.
+    extra = list(fixes.default_requirements) if strategy != "latest" else []
+    p = InstallPlan(strategy=strategy, requirements=[resolved.requirement, *extra])
     if strategy == "ops":
         if not sdp_text:
             return "the release ships no requirements-sdp.txt"
         p.constraints = sdp_constraints(sdp_text)
-        numpy = [c for c in p.constraints if req_name(c) == "numpy"]
-        p.build_constraints = numpy
+        p.build_constraints = numpy_build_ceiling(p.constraints)
     elif strategy == "dated":
         if release_date is None:
             return "the release date is unknown"
@@ -210,7 +234,9 @@ def plan(strategy: str, resolved: Resolved, *, release_date: datetime | None,
         for c in fix.constraints:
             p.constraints = [x for x in p.constraints if req_name(x) != req_name(c)] + [c]
         for pkg, when in fix.exclude_newer_package:
-            if p.exclude_newer is not None:
+            # Only ever a *later* cut-off: for a release newer than the fix's date the
+            # release's own cut-off already lets the package through.
+            if p.exclude_newer is not None and _as_utc(when) > p.exclude_newer:
                 p.exclude_newer_packages[pkg] = when
         p.notes.append(fix.id)
     return p

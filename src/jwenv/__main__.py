@@ -1,0 +1,3 @@
+from jwenv.cli import main
+
+main()

@@ -1,0 +1,955 @@
+"""Compare jwst pipeline products (FITS, ECSV catalogs, ASDF) between two runs.
+
+Core only: everything here returns data (dataclasses with ``to_dict()``); ``report.py``
+renders it. Depends on numpy and astropy only; astropy is imported lazily so that
+``import jwenv.compare`` stays cheap for the CLI. "A" is the reference (old) side and
+"B" the new one: a flag "gained" is set in B but not in A.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import mmap
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+# Same tolerances as jwst's own regression tests (jwst/regtest/conftest.py, fixture
+# ``fitsdiff_default_kwargs``: rtol=1e-5, atol=1e-7), so "identical" here means what it
+# means to the pipeline developers: |a - b| <= atol + rtol * |b|.
+DEFAULT_RTOL = 1e-5
+DEFAULT_ATOL = 1e-7
+
+# Keywords that change on every run even when nothing else does. Glob patterns are allowed.
+DEFAULT_IGNORED: tuple[str, ...] = ("DATE", "FILENAME", "CHECKSUM", "DATASUM", "IRAF-TLM")
+# jwst's regtests skip this HDU too: it holds the serialized datamodel tree, whose
+# history entries and timestamps differ on every run.
+DEFAULT_IGNORED_HDUS: tuple[str, ...] = ("ASDF",)
+# Reported side by side in the provenance section; expected to differ between versions,
+# so (like in jwst's regtests) they never make two products "different" on their own.
+VERSION_KEYWORDS: tuple[str, ...] = ("CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX")
+
+DQ_EXTENSIONS = frozenset({"DQ", "PIXELDQ", "GROUPDQ"})
+# JWST data-quality bits, from the ``dqflags.pixel`` table of stdatamodels/jwst (documented
+# under "Data Quality Flags" in the jwst reference-file docs). Embedded because jwenv never
+# imports jwst. Bit 4 was RESERVED_1, bit 7 RESERVED_4 in older releases.
+DQ_FLAGS: dict[str, int] = {
+    "DO_NOT_USE": 1 << 0,
+    "SATURATED": 1 << 1,
+    "JUMP_DET": 1 << 2,
+    "DROPOUT": 1 << 3,
+    "OUTLIER": 1 << 4,
+    "PERSISTENCE": 1 << 5,
+    "AD_FLOOR": 1 << 6,
+    "CHARGELOSS": 1 << 7,
+    "UNRELIABLE_ERROR": 1 << 8,
+    "NON_SCIENCE": 1 << 9,
+    "DEAD": 1 << 10,
+    "HOT": 1 << 11,
+    "WARM": 1 << 12,
+    "LOW_QE": 1 << 13,
+    "RC": 1 << 14,
+    "TELEGRAPH": 1 << 15,
+    "NONLINEAR": 1 << 16,
+    "BAD_REF_PIXEL": 1 << 17,
+    "NO_FLAT_FIELD": 1 << 18,
+    "NO_GAIN_VALUE": 1 << 19,
+    "NO_LIN_CORR": 1 << 20,
+    "NO_SAT_CHECK": 1 << 21,
+    "UNRELIABLE_BIAS": 1 << 22,
+    "UNRELIABLE_DARK": 1 << 23,
+    "UNRELIABLE_SLOPE": 1 << 24,
+    "UNRELIABLE_FLAT": 1 << 25,
+    "OPEN": 1 << 26,
+    "ADJ_OPEN": 1 << 27,
+    "UNRELIABLE_RESET": 1 << 28,
+    "MSA_FAILED_OPEN": 1 << 29,
+    "OTHER_BAD_PIXEL": 1 << 30,
+    "REFERENCE_PIXEL": 1 << 31,
+}
+_BIT_NAMES = {value.bit_length() - 1: name for name, value in DQ_FLAGS.items()}
+
+FITS_EXTENSIONS = (".fits", ".fits.gz", ".fit", ".fts")
+PRODUCT_EXTENSIONS = (*FITS_EXTENSIONS, ".ecsv", ".asdf")
+# ~8 MB per float64 temporary: keeps peak memory flat however large the file is.
+DEFAULT_CHUNK_ELEMENTS = 1 << 20
+
+# Structure keywords whose changes already show up as shape/dtype/column changes.
+_STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS*", "PCOUNT", "GCOUNT", "EXTEND",
+               "TFIELDS", "TFORM*", "TTYPE*", "TDIM*")
+_PRODUCT_RE = re.compile(r"(_[A-Za-z0-9]+)?(\.fits\.gz|\.fits|\.fit|\.fts|\.ecsv|\.asdf)$")
+_SEPARATORS = "_-./"
+
+
+# ---------------------------------------------------------------------------- results
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: dataclasses, numpy scalars, paths and tuples become plain types."""
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+class _Record:
+    """Mixin: ``to_dict`` (fields plus computed properties) and its inverse ``from_dict``."""
+
+    _nested: ClassVar[dict[str, type[_Record]]] = {}
+    _computed: ClassVar[tuple[str, ...]] = ("identical",)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        out.update({name: _plain(getattr(self, name)) for name in self._computed})
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            sub = cls._nested.get(f.name)
+            if sub is not None and value is not None:
+                value = ([sub.from_dict(v) for v in value] if isinstance(value, list)
+                         else sub.from_dict(value))
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+@dataclass
+class KeywordDiff(_Record):
+    """One header keyword (or ECSV meta key); ``None`` means absent on that side."""
+
+    keyword: str
+    a: Any
+    b: Any
+    hdu: str = "PRIMARY"
+    _computed: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass
+class Provenance(_Record):
+    """Versions (always listed) and the reference files / step statuses that differ."""
+
+    versions: list[KeywordDiff] = field(default_factory=list)
+    reference_files: list[KeywordDiff] = field(default_factory=list)
+    step_status: list[KeywordDiff] = field(default_factory=list)
+    _nested: ClassVar[dict[str, type[_Record]]] = {
+        "versions": KeywordDiff, "reference_files": KeywordDiff, "step_status": KeywordDiff}
+
+    @property
+    def identical(self) -> bool:
+        return not self.reference_files and not self.step_status
+
+
+@dataclass
+class FlagChange(_Record):
+    """Pixels that gained (set in B only) or lost (set in A only) one DQ bit."""
+
+    name: str
+    bit: int
+    gained: int = 0
+    lost: int = 0
+    _computed: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass
+class ImageDiff(_Record):
+    """Figures for one image extension. Statistics use pixels that are finite in both."""
+
+    extension: str
+    shape_a: list[int] | None = None
+    shape_b: list[int] | None = None
+    dtype_a: str | None = None
+    dtype_b: str | None = None
+    is_dq: bool = False
+    n_pixels: int = 0
+    n_different: int = 0  # value differs at all, NaN-pattern changes included
+    n_beyond_tolerance: int = 0  # |a-b| > atol + rtol*|b|, inf mismatches, any DQ change
+    max_abs_diff: float = 0.0
+    mean_abs_diff: float = 0.0
+    max_rel_diff: float = 0.0  # relative to |b|, over pixels where b != 0
+    nan_a: int = 0
+    nan_b: int = 0
+    became_nan: int = 0
+    stopped_nan: int = 0
+    dq_flags: list[FlagChange] = field(default_factory=list)
+    stopped_early: bool = False
+    _nested: ClassVar[dict[str, type[_Record]]] = {"dq_flags": FlagChange}
+    _computed: ClassVar[tuple[str, ...]] = ("identical", "fraction_beyond_tolerance")
+
+    @property
+    def shape_changed(self) -> bool:
+        return self.shape_a != self.shape_b
+
+    @property
+    def dtype_changed(self) -> bool:
+        return self.dtype_a != self.dtype_b
+
+    @property
+    def fraction_beyond_tolerance(self) -> float:
+        return self.n_beyond_tolerance / self.n_pixels if self.n_pixels else 0.0
+
+    @property
+    def identical(self) -> bool:
+        return (not self.shape_changed and not self.dtype_changed
+                and self.n_beyond_tolerance == 0 and self.became_nan == 0
+                and self.stopped_nan == 0)
+
+
+@dataclass
+class ColumnDiff(_Record):
+    """One table column present on both sides (compared row by row)."""
+
+    name: str
+    dtype_a: str
+    dtype_b: str
+    max_abs_diff: float | None = None  # None for non-numeric columns
+    n_different: int = 0  # elements beyond tolerance, NaN changes, or unequal (non-numeric)
+    _computed: ClassVar[tuple[str, ...]] = ("identical",)
+
+    @property
+    def identical(self) -> bool:
+        return self.n_different == 0 and self.dtype_a == self.dtype_b
+
+
+@dataclass
+class TableDiff(_Record):
+    """A BinTable HDU or an ECSV catalog. Columns are compared only if row counts match."""
+
+    name: str
+    rows_a: int
+    rows_b: int
+    columns: list[ColumnDiff] = field(default_factory=list)
+    columns_only_in_a: list[str] = field(default_factory=list)
+    columns_only_in_b: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+    _nested: ClassVar[dict[str, type[_Record]]] = {"columns": ColumnDiff}
+
+    @property
+    def identical(self) -> bool:
+        return (self.rows_a == self.rows_b and not self.columns_only_in_a
+                and not self.columns_only_in_b and all(c.identical for c in self.columns))
+
+
+@dataclass
+class FileComparison(_Record):
+    """One pair of products. ``error`` is set when a file could not be read."""
+
+    name: str  # display name: path of A relative to the compared directory
+    a: str
+    b: str
+    kind: str  # "fits", "ecsv", "asdf" or "opaque" (bytes only)
+    product: str = ""  # e.g. "_cal.fits", "_cat.ecsv"
+    provenance: Provenance | None = None
+    images: list[ImageDiff] = field(default_factory=list)
+    tables: list[TableDiff] = field(default_factory=list)
+    headers: list[KeywordDiff] = field(default_factory=list)
+    hdus_only_in_a: list[str] = field(default_factory=list)
+    hdus_only_in_b: list[str] = field(default_factory=list)
+    bytes_equal: bool | None = None  # only for opaque comparisons (.asdf)
+    error: str | None = None
+    stopped_early: bool = False
+    _nested: ClassVar[dict[str, type[_Record]]] = {
+        "provenance": Provenance, "images": ImageDiff, "tables": TableDiff,
+        "headers": KeywordDiff}
+
+    @property
+    def identical(self) -> bool:
+        return (self.error is None and self.bytes_equal is not False
+                and (self.provenance is None or self.provenance.identical)
+                and not self.hdus_only_in_a and not self.hdus_only_in_b and not self.headers
+                and all(i.identical for i in self.images)
+                and all(t.identical for t in self.tables))
+
+
+@dataclass
+class Comparison(_Record):
+    """Result of :func:`compare_paths`: every paired file plus the unpaired ones."""
+
+    a: str
+    b: str
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    quick: bool = False
+    files: list[FileComparison] = field(default_factory=list)
+    only_in_a: list[str] = field(default_factory=list)
+    only_in_b: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # non-product files, not compared
+    error: str | None = None
+    stopped_early: bool = False
+    _nested: ClassVar[dict[str, type[_Record]]] = {"files": FileComparison}
+
+    @property
+    def identical(self) -> bool:
+        return (self.error is None and not self.only_in_a and not self.only_in_b
+                and all(f.identical for f in self.files))
+
+    def exit_code(self) -> int:
+        """Like diff/fitsdiff: 0 identical within tolerance, 1 differences, 2 error."""
+        if self.error is not None or any(f.error is not None for f in self.files):
+            return 2
+        return 0 if self.identical else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["exit_code"] = self.exit_code()
+        return out
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def compare_paths(
+    a: Path | str,
+    b: Path | str,
+    *,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    quick: bool = False,
+    ignore_keywords: Iterable[str] = DEFAULT_IGNORED,
+    ignore_hdus: Iterable[str] = DEFAULT_IGNORED_HDUS,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> Comparison:
+    """Compare two product files, or two directories of products.
+
+    Directories are walked recursively; files pair up by identical relative path, then by
+    product suffix plus the rest of the name once differing prefixes are stripped.
+    ``quick`` stops at the first difference beyond tolerance (figures are then partial).
+    """
+    a, b = Path(a), Path(b)
+    opts = _Options(rtol=rtol, atol=atol, quick=quick, chunk_elements=max(1, int(chunk_elements)),
+                    ignore_keywords=tuple(k.upper() for k in ignore_keywords),
+                    ignore_hdus=frozenset(h.upper() for h in ignore_hdus))
+    result = Comparison(a=str(a), b=str(b), rtol=rtol, atol=atol, quick=quick)
+    missing = [str(p) for p in (a, b) if not p.exists()]
+    if missing:
+        result.error = f"no such file or directory: {', '.join(missing)}"
+        return result
+    if a.is_dir() != b.is_dir():
+        # Like diff: a file against a directory means the same-named file inside it.
+        if a.is_dir():
+            a = a / b.name
+        else:
+            b = b / a.name
+        if not (a.exists() and b.exists()):
+            result.error = f"no such file: {a if not a.exists() else b}"
+            return result
+    if not a.is_dir():
+        label = a.name if a.name == b.name else f"{a.name} ↔ {b.name}"
+        result.files.append(compare_files(a, b, label, opts))
+        result.stopped_early = result.files[0].stopped_early
+        return result
+
+    files_a, skipped_a = _products(a)
+    files_b, skipped_b = _products(b)
+    result.skipped = sorted(set(skipped_a) | set(skipped_b))
+    pairs, result.only_in_a, result.only_in_b = pair_products(files_a, files_b)
+    for name_a, name_b in pairs:
+        label = name_a if name_a == name_b else f"{name_a} ↔ {name_b}"
+        fc = compare_files(a / name_a, b / name_b, label, opts)
+        result.files.append(fc)
+        if quick and not fc.identical:
+            result.stopped_early = True
+            break
+    return result
+
+
+@dataclass(frozen=True)
+class _Options:
+    rtol: float
+    atol: float
+    quick: bool
+    chunk_elements: int
+    ignore_keywords: tuple[str, ...]
+    ignore_hdus: frozenset[str]
+
+    def ignored(self, keyword: str) -> bool:
+        key = keyword.upper()
+        return any(fnmatch.fnmatchcase(key, pat) for pat in self.ignore_keywords)
+
+
+def compare_files(a: Path, b: Path, name: str, opts: _Options) -> FileComparison:
+    """Compare one pair; any failure to read becomes ``error`` (exit code 2), never raises."""
+    kind = _kind(a)
+    match = _PRODUCT_RE.search(a.name)
+    fc = FileComparison(name=name, a=str(a), b=str(b), kind=kind,
+                        product=match.group(0) if match else a.suffix)
+    try:
+        if kind == "fits":
+            _compare_fits(a, b, fc, opts)
+        elif kind == "ecsv":
+            _compare_ecsv(a, b, fc, opts)
+        else:
+            fc.bytes_equal = _bytes_equal_files(a, b)
+    except Exception as exc:  # unreadable/corrupt product: report it, keep comparing others
+        fc.error = f"{type(exc).__name__}: {exc}"
+    return fc
+
+
+# ---------------------------------------------------------------------------- pairing
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(FITS_EXTENSIONS):
+        return "fits"
+    if name.endswith(".ecsv"):
+        return "ecsv"
+    return "asdf" if name.endswith(".asdf") else "opaque"
+
+
+def _products(root: Path) -> tuple[list[str], list[str]]:
+    products, skipped = [], []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        (products if path.name.lower().endswith(PRODUCT_EXTENSIONS) else skipped).append(rel)
+    return products, skipped
+
+
+def _product_suffix(name: str) -> str:
+    match = _PRODUCT_RE.search(name)
+    return match.group(0) if match else ""
+
+
+def _shared_tail(x: str, y: str) -> int:
+    """Length of the common ending of x and y that starts at a name boundary in both."""
+    n = 0
+    while n < min(len(x), len(y)) and x[-1 - n] == y[-1 - n]:
+        n += 1
+    while n > 0:
+        starts_with_sep = x[-n] in _SEPARATORS
+        after_sep = all(len(s) == n or s[-n - 1] in _SEPARATORS for s in (x, y))
+        if starts_with_sep or after_sep:
+            break
+        n -= 1
+    return n
+
+
+def pair_products(names_a: list[str], names_b: list[str]) -> tuple[
+        list[tuple[str, str]], list[str], list[str]]:
+    """Pair relative paths: exact matches, then same product suffix and same name once
+    differing prefixes are stripped (longest shared ending wins). Returns
+    (pairs, only_in_a, only_in_b)."""
+    set_b = set(names_b)
+    pairs = [(n, n) for n in names_a if n in set_b]
+    exact = {n for n, _ in pairs}
+    rest_a = [n for n in names_a if n not in exact]
+    rest_b = [n for n in names_b if n not in exact]
+    candidates = []
+    for x in rest_a:
+        suffix = _product_suffix(x)
+        for y in rest_b:
+            if _product_suffix(y) != suffix:
+                continue
+            tail = _shared_tail(x, y)
+            # The shared part must hold more than the product suffix and its separator.
+            if len(x[len(x) - tail:].lstrip(_SEPARATORS)) > len(suffix.lstrip(_SEPARATORS)):
+                candidates.append((-tail, x, y))
+    used_a: set[str] = set()
+    used_b: set[str] = set()
+    for _, x, y in sorted(candidates):
+        if x not in used_a and y not in used_b:
+            pairs.append((x, y))
+            used_a.add(x)
+            used_b.add(y)
+    only_a = [n for n in rest_a if n not in used_a]
+    only_b = [n for n in rest_b if n not in used_b]
+    return sorted(pairs), only_a, only_b
+
+
+def _bytes_equal_files(a: Path, b: Path, block: int = 1 << 20) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            ba, bb = fa.read(block), fb.read(block)
+            if ba != bb:
+                return False
+            if not ba:
+                return True
+
+
+# ---------------------------------------------------------------------------- FITS
+
+
+def _hdu_keys(hdul: Any) -> dict[str, int]:
+    """Map display names ("PRIMARY", "SCI", "SCI,2") to HDU indices."""
+    keys: dict[str, int] = {}
+    for index, hdu in enumerate(hdul):
+        if index == 0:
+            keys["PRIMARY"] = 0
+            continue
+        name = (hdu.name or f"HDU{index}").upper()
+        ver = hdu.header.get("EXTVER", 1)
+        key = name if ver == 1 else f"{name},{ver}"
+        while key in keys:  # duplicate EXTNAME/EXTVER: keep both, in file order
+            ver = int(ver) + 1
+            key = f"{name},{ver}"
+        keys[key] = index
+    return keys
+
+
+def _compare_fits(a: Path, b: Path, fc: FileComparison, opts: _Options) -> None:
+    from astropy.io import fits
+
+    # do_not_scale_image_data keeps integer images (DQ is uint32 stored with BZERO=2**31)
+    # memory-mapped; astropy would otherwise make a full scaled copy. We scale per chunk.
+    open_kw = {"memmap": True, "do_not_scale_image_data": True}
+    with fits.open(a, **open_kw) as ha, fits.open(b, **open_kw) as hb:
+        keys_a, keys_b = _hdu_keys(ha), _hdu_keys(hb)
+        fc.provenance = _provenance(ha[0].header, hb[0].header, opts)
+        if opts.quick and not fc.provenance.identical:
+            fc.stopped_early = True
+            return
+        fc.hdus_only_in_a = [k for k in keys_a if k not in keys_b and _hdu_wanted(k, opts)]
+        fc.hdus_only_in_b = [k for k in keys_b if k not in keys_a and _hdu_wanted(k, opts)]
+        common = [k for k in keys_a if k in keys_b and _hdu_wanted(k, opts)]
+        for key in common:  # headers first: cheap, and quick mode may stop here
+            hda, hdb = ha[keys_a[key]], hb[keys_b[key]]
+            fc.headers.extend(_header_diffs(key, hda.header, hdb.header, opts))
+        if opts.quick and (fc.headers or fc.hdus_only_in_a or fc.hdus_only_in_b):
+            fc.stopped_early = True
+            return
+        for key in common:
+            hda, hdb = ha[keys_a[key]], hb[keys_b[key]]
+            if _is_table(hda) or _is_table(hdb):
+                if _is_table(hda) and _is_table(hdb):
+                    result = _compare_table_hdus(key, hda, hdb, opts)
+                    fc.tables.append(result)
+                else:  # an image became a table or vice versa: a structural change
+                    fc.images.append(ImageDiff(extension=key, dtype_a=_hdu_type(hda),
+                                               dtype_b=_hdu_type(hdb)))
+                    result = fc.images[-1]
+            else:
+                result = _compare_image_hdus(key, hda, hdb, opts)
+                if result is None:
+                    continue
+                fc.images.append(result)
+            if opts.quick and not result.identical:
+                fc.stopped_early = True
+                return
+
+
+def _hdu_wanted(key: str, opts: _Options) -> bool:
+    return key.split(",")[0] not in opts.ignore_hdus
+
+
+def _is_table(hdu: Any) -> bool:
+    return hdu.header.get("XTENSION", "").strip() in ("BINTABLE", "TABLE")
+
+
+def _hdu_type(hdu: Any) -> str:
+    return "table" if _is_table(hdu) else "image"
+
+
+def _provenance(ha: Any, hb: Any, opts: _Options) -> Provenance:
+    prov = Provenance()
+    for key in VERSION_KEYWORDS:
+        if key in ha or key in hb:
+            prov.versions.append(KeywordDiff(key, _json_value(ha.get(key)),
+                                             _json_value(hb.get(key))))
+    names = dict.fromkeys([*ha.keys(), *hb.keys()])
+    for key in names:
+        if not key.startswith(("R_", "S_")) or opts.ignored(key):
+            continue
+        va, vb = _json_value(ha.get(key)), _json_value(hb.get(key))
+        if va != vb:
+            target = prov.reference_files if key.startswith("R_") else prov.step_status
+            target.append(KeywordDiff(key, va, vb))
+    return prov
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)  # astropy's Undefined, complex values, ...
+
+
+def _values_equal(x: Any, y: Any, opts: _Options) -> bool:
+    numbers = (int, float)
+    if (isinstance(x, numbers) and isinstance(y, numbers)
+            and not isinstance(x, bool) and not isinstance(y, bool)):
+        if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+            return True
+        return math.isclose(x, y, rel_tol=opts.rtol, abs_tol=opts.atol)
+    return x == y
+
+
+def _header_diffs(hdu: str, ha: Any, hb: Any, opts: _Options) -> list[KeywordDiff]:
+    def values(header: Any) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for card in header.cards:
+            key = card.keyword
+            if (opts.ignored(key) or any(fnmatch.fnmatchcase(key, p) for p in _STRUCTURAL)
+                    or (hdu == "PRIMARY" and (key in VERSION_KEYWORDS
+                                              or key.startswith(("R_", "S_"))))):
+                continue
+            out.setdefault(key, []).append(_json_value(card.value))
+        return out
+
+    def show(v: list[Any] | None) -> Any:  # repeated keywords (HISTORY...) stay lists
+        return v if v is None or len(v) > 1 else v[0]
+
+    va, vb = values(ha), values(hb)
+    diffs = []
+    for key in dict.fromkeys([*va, *vb]):
+        xa, xb = va.get(key), vb.get(key)
+        if (xa is not None and xb is not None and len(xa) == len(xb)
+                and all(_values_equal(x, y, opts) for x, y in zip(xa, xb, strict=True))):
+            continue
+        diffs.append(KeywordDiff(key, show(xa), show(xb), hdu=hdu))
+    return diffs
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def _scaling(hdu: Any) -> tuple[float, float]:
+    return float(hdu.header.get("BSCALE", 1.0)), float(hdu.header.get("BZERO", 0.0))
+
+
+def _physical_dtype(raw: np.dtype, scale: tuple[float, float]) -> str:
+    """The dtype a user sees (astropy's scaled view), e.g. uint32 for int32+BZERO=2**31."""
+    bscale, bzero = scale
+    if raw.kind == "i" and bscale == 1 and bzero == 2 ** (raw.itemsize * 8 - 1):
+        return f"uint{raw.itemsize * 8}"
+    if bscale != 1 or bzero != 0:
+        return "float64" if raw.itemsize > 2 else "float32"
+    return raw.newbyteorder("=").name
+
+
+def _compare_image_hdus(key: str, hda: Any, hdb: Any, opts: _Options) -> ImageDiff | None:
+    da, db = hda.data, hdb.data
+    if da is None and db is None:
+        return None
+    sa, sb = _scaling(hda), _scaling(hdb)
+    diff = ImageDiff(
+        extension=key,
+        shape_a=None if da is None else [int(n) for n in da.shape],
+        shape_b=None if db is None else [int(n) for n in db.shape],
+        dtype_a=None if da is None else _physical_dtype(da.dtype, sa),
+        dtype_b=None if db is None else _physical_dtype(db.dtype, sb),
+    )
+    if da is None or db is None or da.shape != db.shape:
+        return diff
+    diff.is_dq = key.split(",")[0] in DQ_EXTENSIONS and da.dtype.kind in "iu"
+    compare_arrays(da, db, diff, rtol=opts.rtol, atol=opts.atol, quick=opts.quick,
+                   chunk_elements=opts.chunk_elements, scale_a=sa, scale_b=sb)
+    return diff
+
+
+def _flat_chunks(arr: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Flat views of at most ``size`` elements, in memory order (no copies for memmaps)."""
+    if arr.flags.c_contiguous:
+        flat = arr.reshape(-1)
+        for start in range(0, flat.size, size):
+            yield flat[start:start + size]
+    else:  # not seen for FITS memmaps; fall back to slices of the first axis
+        rows = max(1, size // max(1, arr[0].size)) if arr.ndim > 1 else size
+        for start in range(0, arr.shape[0], rows):
+            yield np.ascontiguousarray(arr[start:start + rows]).reshape(-1)
+
+
+class _PageReleaser:
+    """Drop already-compared pages of a memory-mapped array from our resident set.
+
+    Reading a memmap faults its pages into RSS; without this a multi-GB comparison would
+    look (and be accounted) as multi-GB peak memory. Data is only read, so discarding
+    pages is harmless: they are re-read from the file if touched again.
+    """
+
+    def __init__(self, arr: np.ndarray) -> None:
+        self._mm: mmap.mmap | None = None
+        obj: Any = arr
+        while obj is not None and not isinstance(obj, mmap.mmap):
+            obj = getattr(obj, "base", None)
+        if obj is None or not hasattr(obj, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        try:
+            start = np.frombuffer(obj, dtype=np.uint8, count=1)
+            self._base = start.__array_interface__["data"][0]
+            del start  # release the buffer export, or astropy can't close the mmap
+            self._mm = obj
+        except (TypeError, ValueError, BufferError):
+            self._mm = None
+
+    def release(self, chunk: np.ndarray) -> None:
+        if self._mm is None or chunk.nbytes == 0:
+            return
+        offset = chunk.__array_interface__["data"][0] - self._base
+        first = -(-offset // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages only
+        last = (offset + chunk.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        if first < last <= len(self._mm):
+            try:
+                self._mm.madvise(mmap.MADV_DONTNEED, first, last - first)
+            except (OSError, ValueError):
+                self._mm = None
+
+
+def _to_physical(raw: np.ndarray, scale: tuple[float, float], as_int: bool) -> np.ndarray:
+    bscale, bzero = scale
+    if as_int:  # exact integers: DQ bit arithmetic must not go through float
+        return raw.astype(np.int64) + int(bzero)
+    out = raw.astype(np.float64)
+    if bscale != 1:
+        out *= bscale
+    if bzero != 0:
+        out += bzero
+    return out
+
+
+def _bit_counts(values: np.ndarray) -> np.ndarray:
+    """How many elements have each of the 64 bits set."""
+    if values.size == 0:
+        return np.zeros(64, dtype=np.int64)
+    as_bytes = values.astype("<u8").view(np.uint8).reshape(-1, 8)
+    return np.unpackbits(as_bytes, axis=1, bitorder="little").sum(axis=0, dtype=np.int64)
+
+
+def compare_arrays(
+    a: np.ndarray,
+    b: np.ndarray,
+    diff: ImageDiff,
+    *,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    quick: bool = False,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    scale_a: tuple[float, float] = (1.0, 0.0),
+    scale_b: tuple[float, float] = (1.0, 0.0),
+) -> ImageDiff:
+    """Fill ``diff`` with figures for two same-shape arrays, chunk by chunk.
+
+    Arrays may be raw (big-endian, unscaled) FITS memmaps; ``scale_*`` are (BSCALE, BZERO).
+    Identical chunks are detected on raw bytes and cost one comparison; only differing
+    pixels are converted to float64 (or int64 for DQ), so time is dominated by I/O.
+    """
+    floating = a.dtype.kind == "f" or b.dtype.kind == "f" or any(
+        s[0] != 1 or s[1] != int(s[1]) for s in (scale_a, scale_b))
+    as_int = not floating
+    same_raw = a.dtype == b.dtype and scale_a == scale_b
+    raw_view = np.dtype(f"u{a.dtype.itemsize}") if a.dtype.itemsize in (1, 2, 4, 8) else None
+    releasers = (_PageReleaser(a), _PageReleaser(b))
+    sum_abs = 0.0
+    bits_gained = np.zeros(64, dtype=np.int64)
+    bits_lost = np.zeros(64, dtype=np.int64)
+    diff.n_pixels = int(a.size)
+
+    for ca, cb in zip(_flat_chunks(a, chunk_elements), _flat_chunks(b, chunk_elements),
+                      strict=True):
+        if same_raw and raw_view is not None:
+            # Bitwise comparison on the raw bytes: endianness and scaling don't matter.
+            idx = np.flatnonzero(ca.view(raw_view) != cb.view(raw_view))
+            if floating:
+                nan_a = int(np.count_nonzero(np.isnan(ca)))
+                diff.nan_a += nan_a
+                diff.nan_b += nan_a if idx.size == 0 else int(np.count_nonzero(np.isnan(cb)))
+        else:
+            pa, pb = _to_physical(ca, scale_a, as_int), _to_physical(cb, scale_b, as_int)
+            neq = pa != pb
+            if floating:
+                nan_pa, nan_pb = np.isnan(pa), np.isnan(pb)
+                diff.nan_a += int(np.count_nonzero(nan_pa))
+                diff.nan_b += int(np.count_nonzero(nan_pb))
+                neq &= ~(nan_pa & nan_pb)
+            idx = np.flatnonzero(neq)
+            del pa, pb, neq
+        if idx.size:
+            dense = idx.size == ca.size  # e.g. numerical noise everywhere: skip the gather
+            va = _to_physical(ca if dense else ca[idx], scale_a, as_int)
+            vb = _to_physical(cb if dense else cb[idx], scale_b, as_int)
+            if diff.is_dq and as_int:
+                ua, ub = va.astype(np.uint64), vb.astype(np.uint64)
+                bits_gained += _bit_counts(ub & ~ua)
+                bits_lost += _bit_counts(ua & ~ub)
+                diff.n_different += int(idx.size)
+                diff.n_beyond_tolerance += int(idx.size)
+            else:
+                sum_abs += _accumulate(diff, va.astype(np.float64, copy=False),
+                                       vb.astype(np.float64, copy=False), rtol, atol)
+        for releaser, chunk in zip(releasers, (ca, cb), strict=True):
+            releaser.release(chunk)
+        if quick and (diff.n_beyond_tolerance or diff.became_nan or diff.stopped_nan):
+            diff.stopped_early = True
+            break
+
+    n_valid = diff.n_pixels - diff.nan_a - diff.became_nan  # finite-or-inf in both
+    diff.mean_abs_diff = sum_abs / n_valid if n_valid > 0 else 0.0
+    if diff.is_dq:
+        diff.dq_flags = [
+            FlagChange(name=_BIT_NAMES.get(bit, f"BIT_{bit}"), bit=bit,
+                       gained=int(bits_gained[bit]), lost=int(bits_lost[bit]))
+            for bit in range(64) if bits_gained[bit] or bits_lost[bit]]
+    return diff
+
+
+def _accumulate(diff: ImageDiff, va: np.ndarray, vb: np.ndarray, rtol: float,
+                atol: float) -> float:
+    """Add the figures of pixels whose values differ; returns their summed |a-b|.
+
+    ``va`` and ``vb`` are private float64 copies and are overwritten.
+    """
+    d = np.abs(va - vb)  # NaN if either side is NaN (or inf-inf), inf if one side is inf
+    if not np.isfinite(d).all():  # rare: NaN-pattern changes or infinities in this chunk
+        nan_a, nan_b = np.isnan(va), np.isnan(vb)
+        became = int(np.count_nonzero(~nan_a & nan_b))
+        stopped = int(np.count_nonzero(nan_a & ~nan_b))
+        diff.became_nan += became
+        diff.stopped_nan += stopped
+        both = ~nan_a & ~nan_b
+        x, y = va[both], vb[both]
+        finite = np.isfinite(x) & np.isfinite(y)
+        inf_mismatch = int(np.count_nonzero(~finite & (x != y)))
+        diff.n_different += inf_mismatch + became + stopped
+        diff.n_beyond_tolerance += inf_mismatch
+        d, vb = np.abs(x[finite] - y[finite]), y[finite]
+    if d.size == 0:
+        return 0.0
+    np.abs(vb, out=vb)
+    diff.max_abs_diff = max(diff.max_abs_diff, float(d.max()))
+    rel = np.divide(d, vb, out=np.zeros_like(d), where=vb > 0)  # relative to |b|, b != 0
+    diff.max_rel_diff = max(diff.max_rel_diff, float(rel.max()))
+    del rel
+    vb *= rtol
+    vb += atol  # vb is now the per-pixel tolerance
+    diff.n_different += int(np.count_nonzero(d))
+    diff.n_beyond_tolerance += int(np.count_nonzero(d > vb))
+    return float(d.sum())
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _compare_table_hdus(key: str, hda: Any, hdb: Any, opts: _Options) -> TableDiff:
+    def columns(hdu: Any) -> dict[str, np.ndarray]:
+        data = hdu.data
+        if data is None:
+            return {}
+        return {name: np.asarray(data[name]) for name in data.columns.names}
+
+    rows_a = 0 if hda.data is None else len(hda.data)
+    rows_b = 0 if hdb.data is None else len(hdb.data)
+    return compare_columns(key, columns(hda), columns(hdb), rows_a, rows_b, opts)
+
+
+def _compare_ecsv(a: Path, b: Path, fc: FileComparison, opts: _Options) -> None:
+    from astropy.table import Table
+
+    ta = Table.read(a, format="ascii.ecsv")
+    tb = Table.read(b, format="ascii.ecsv")
+    meta_a, meta_b = _flatten(ta.meta), _flatten(tb.meta)
+    fc.provenance = Provenance()
+    for key in dict.fromkeys([*meta_a, *meta_b]):
+        if opts.ignored(key):
+            continue
+        va, vb = meta_a.get(key), meta_b.get(key)
+        if key.lower().startswith("version."):  # e.g. version.jwst: informational
+            fc.provenance.versions.append(KeywordDiff(key, va, vb, hdu="META"))
+        elif not (va is not None and vb is not None and _values_equal(va, vb, opts)):
+            fc.headers.append(KeywordDiff(key, va, vb, hdu="META"))
+    if opts.quick and fc.headers:
+        fc.stopped_early = True
+        return
+    fc.tables.append(compare_columns(a.name, _table_columns(ta), _table_columns(tb),
+                                     len(ta), len(tb), opts))
+
+
+def _flatten(meta: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = _json_value(value) if not isinstance(value, list) else str(value)
+    return out
+
+
+def _table_columns(table: Any) -> dict[str, np.ndarray]:
+    """Plain arrays per column; mixins (SkyCoord, Quantity, Time) become numbers."""
+    out: dict[str, np.ndarray] = {}
+    for name in table.colnames:
+        col = table[name]
+        if hasattr(col, "ra") and hasattr(col, "dec"):  # SkyCoord: compare in degrees
+            out[f"{name}.ra"] = np.asarray(col.ra.deg, dtype=np.float64)
+            out[f"{name}.dec"] = np.asarray(col.dec.deg, dtype=np.float64)
+            continue
+        if hasattr(col, "mjd") and hasattr(col, "scale"):  # Time
+            out[name] = np.asarray(col.mjd, dtype=np.float64)
+            continue
+        value = getattr(col, "value", col)  # Quantity -> ndarray
+        data = np.ma.getdata(value)
+        mask = np.ma.getmaskarray(value) if np.ma.isMaskedArray(value) else None
+        arr = np.asarray(data)
+        if mask is not None and mask.any() and arr.dtype.kind == "f":
+            arr = np.where(mask, np.nan, arr)
+        out[name] = arr
+    return out
+
+
+def _dtype_label(arr: np.ndarray) -> str:
+    kind = arr.dtype.kind
+    if kind in "US":  # "U10" reads better than numpy's "str320"
+        label = arr.dtype.str.lstrip("<>|=")
+    else:
+        label = "object" if kind == "O" else arr.dtype.newbyteorder("=").name
+    return label + (str(list(arr.shape[1:])) if arr.ndim > 1 else "")
+
+
+def compare_columns(name: str, cols_a: dict[str, np.ndarray], cols_b: dict[str, np.ndarray],
+                    rows_a: int, rows_b: int, opts: _Options) -> TableDiff:
+    """Per-column figures; rows are paired by position, so only when row counts match."""
+    result = TableDiff(name=name, rows_a=rows_a, rows_b=rows_b,
+                       columns_only_in_a=[c for c in cols_a if c not in cols_b],
+                       columns_only_in_b=[c for c in cols_b if c not in cols_a])
+    if rows_a != rows_b:
+        return result
+    for col in (c for c in cols_a if c in cols_b):
+        xa, xb = cols_a[col], cols_b[col]
+        cd = ColumnDiff(name=col, dtype_a=_dtype_label(xa), dtype_b=_dtype_label(xb))
+        numeric = xa.dtype.kind in "iuf" and xb.dtype.kind in "iuf"
+        if xa.shape != xb.shape:
+            cd.n_different = rows_a
+        elif numeric:
+            scratch = ImageDiff(extension=col)
+            _accumulate(scratch, xa.astype(np.float64).ravel(), xb.astype(np.float64).ravel(),
+                        opts.rtol, opts.atol)
+            cd.max_abs_diff = scratch.max_abs_diff
+            cd.n_different = (scratch.n_beyond_tolerance + scratch.became_nan
+                              + scratch.stopped_nan)
+        elif xa.dtype.kind == "O" or xb.dtype.kind == "O":  # variable-length arrays
+            cd.n_different = sum(not np.array_equal(x, y) for x, y in zip(xa, xb, strict=True))
+        else:
+            cd.n_different = int(np.count_nonzero(xa != xb))
+        result.columns.append(cd)
+        if opts.quick and not cd.identical:
+            result.stopped_early = True
+            break
+    return result
+
+
+__all__ = [
+    "DEFAULT_ATOL", "DEFAULT_CHUNK_ELEMENTS", "DEFAULT_IGNORED", "DEFAULT_IGNORED_HDUS",
+    "DEFAULT_RTOL", "DQ_EXTENSIONS", "DQ_FLAGS", "VERSION_KEYWORDS", "ColumnDiff",
+    "Comparison", "FileComparison", "FlagChange", "ImageDiff", "KeywordDiff", "Provenance",
+    "TableDiff", "compare_arrays", "compare_paths", "pair_products",
+]

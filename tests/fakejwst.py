@@ -1,0 +1,108 @@
+"""A tiny fake `jwst` distribution, built by hand so unit tests need no network.
+
+Its `strun` console script prints what a run sees (argv, cwd, the CRDS and venv
+variables) as JSON, reads stdin when asked, sleeps when asked, and exits with
+the code it is given, so the tests can check jwenv's plumbing exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+STRUN = '''
+import json, os, sys, time, signal
+
+def main():
+    args = sys.argv[1:]
+    if args[:1] == ["--help"]:
+        print("usage: strun cfg_file_or_class [args]")
+        return 0
+    if "--sleep" in args:
+        pidfile = args[args.index("--sleep") + 2]
+        with open(pidfile, "w") as fh:
+            fh.write(str(os.getpid()))
+        def bye(signum, frame):
+            with open(pidfile + ".signal", "w") as fh:
+                fh.write(str(signum))
+            sys.exit(99)
+        signal.signal(signal.SIGTERM, bye)
+        time.sleep(float(args[args.index("--sleep") + 1]))
+        return 0
+    stdin = sys.stdin.read() if "--stdin" in args else None
+    keys = ["CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT", "VIRTUAL_ENV", "PYTHONPATH",
+            "JWENV_ENV"]
+    print(json.dumps({"argv": args, "cwd": os.getcwd(), "stdin": stdin,
+                      "python": sys.executable,
+                      "env": {k: os.environ.get(k) for k in keys}}))
+    sys.stdout.flush()
+    if "--exit" in args:
+        return int(args[args.index("--exit") + 1])
+    return 0
+'''
+
+PIPELINE = '''
+class Detector1Pipeline: pass
+class Image2Pipeline: pass
+class Image3Pipeline: pass
+'''
+
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def build_wheel(dest: Path, version: str = "9.9.9") -> Path:
+    """Write jwst-<version>-py3-none-any.whl into `dest` and return its path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    dist = f"jwst-{version}.dist-info"
+    files = {
+        "jwst/__init__.py": (
+            "import os, time\n"
+            "time.sleep(float(os.environ.get('FAKE_JWST_IMPORT_SLEEP', '0')))\n"
+            f'__version__ = "{version}"\n').encode(),
+        "jwst/pipeline/__init__.py": PIPELINE.encode(),
+        "jwst_fake_strun.py": STRUN.encode(),
+        f"{dist}/METADATA": (f"Metadata-Version: 2.1\nName: jwst\nVersion: {version}\n"
+                             "Summary: fake jwst for jwenv's tests\n").encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: jwenv-tests\nRoot-Is-Purelib: true\n"
+                         b"Tag: py3-none-any\n",
+        f"{dist}/entry_points.txt": b"[console_scripts]\nstrun = jwst_fake_strun:main\n",
+    }
+    record = [_record_line(n, d) for n, d in files.items()] + [f"{dist}/RECORD,,"]
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = dest / f"jwst-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return wheel
+
+
+BACKEND = '''
+"""An in-tree PEP 517 backend: builds the fake wheel with no build dependency."""
+import sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import fakejwst
+    return fakejwst.build_wheel(Path(wheel_directory), VERSION).name
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+'''
+
+
+def build_source_tree(dest: Path, version: str = "9.9.8") -> Path:
+    """A source directory whose build needs nothing from an index."""
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "fake_backend"\nbackend-path = ["."]\n\n'
+        f'[project]\nname = "jwst"\nversion = "{version}"\n')
+    (dest / "fakejwst.py").write_text(Path(__file__).read_text())
+    (dest / "fake_backend.py").write_text(
+        BACKEND.replace("VERSION)", f'"{version}")'))
+    return dest

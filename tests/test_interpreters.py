@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from jwenv import interpreters
+from jwenv.errors import BadInput, NoInterpreter
+
+
+def test_discover_finds_the_running_python():
+    found = interpreters.discover()
+    mine = Version("{}.{}.{}".format(*sys.version_info[:3]))
+    assert mine in {i.version for i in found}
+    assert [i.version for i in found] == sorted((i.version for i in found), reverse=True)
+
+
+def test_allowed_filters_by_requires_python():
+    fake = [interpreters.Interpreter(Path(f"/x/python3.{m}"), Version(f"3.{m}.1"), "path")
+            for m in (13, 11, 8)]
+    assert [i.minor for i in interpreters.allowed(fake, ">=3.11,<3.14")] == ["3.13", "3.11"]
+    assert [i.minor for i in interpreters.allowed(fake, None)] == ["3.13", "3.11", "3.8"]
+
+
+def test_python_option_forms():
+    me = interpreters.from_option(sys.executable)
+    assert me.version.release[:2] == sys.version_info[:2]
+    with pytest.raises(BadInput):
+        interpreters.from_option("three")
+    with pytest.raises(NoInterpreter, match=r"uv python install 3\.99"):
+        interpreters.from_option("3.99", [])
+
+
+def test_missing_message_names_need_found_and_fix():
+    fake = [interpreters.Interpreter(Path("/x/python3.11"), Version("3.11.7"), "path")]
+    msg = interpreters.missing_message(">=3.6,<3.9", fake)
+    assert ">=3.6,<3.9" in msg and "found: 3.11" in msg and "uv python install 3.8" in msg
