@@ -87,3 +87,11 @@ def test_kill_9_leaves_no_orphan(home, installed, tmp_path):
     while _alive(child):
         assert time.monotonic() < deadline, "strun outlived a killed jwenv"
         time.sleep(0.05)
+
+
+def test_strun_output_dir_is_created_first(home, installed, tmp_path):
+    # Some releases' strun fails when --output_dir does not exist yet.
+    out = jwenv("run", installed, "--", "strun", "x", "--output_dir", "new/out", cwd=tmp_path)
+    assert out.returncode == 0 and (tmp_path / "new" / "out").is_dir()
+    jwenv("run", installed, "--", "strun", "x", "--output_dir=other", cwd=tmp_path)
+    assert (tmp_path / "other").is_dir()

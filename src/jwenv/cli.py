@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -126,7 +127,7 @@ def _get_or_install(name: str, do_install: bool) -> Env:
         return _install_with_progress(name, InstallOptions())
 
 
-@app.command(context_settings=PASSTHROUGH)
+@app.command(context_settings=PASSTHROUGH, options_metavar="[OPTIONS] -- CMD [ARGS ...]")
 def run(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Environment name (e.g. 1.20.2)")],
@@ -144,7 +145,10 @@ def run(
     cmd = list(ctx.args)
     if not cmd:
         raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
+    from jwenv.runs import ensure_output_dir
+
     env = _get_or_install(name, do_install)
+    ensure_output_dir(cmd)
     raise typer.Exit(env.run(cmd, context=crds_context, offline=offline))
 
 
@@ -363,6 +367,121 @@ def crds_status(name: Annotated[str, typer.Argument()],
     console = _console()
     for key, value in data.items():
         console.print(f"[bold]{key:15}[/] {value}")
+
+
+# -- compare / diff ---------------------------------------------------------------
+def _compare_options(rtol: float | None, atol: float | None, quick: bool,
+                     ignore_keyword: list[str] | None) -> dict[str, Any]:
+    from jwenv import compare
+
+    return {"rtol": compare.DEFAULT_RTOL if rtol is None else rtol,
+            "atol": compare.DEFAULT_ATOL if atol is None else atol, "quick": quick,
+            "ignore_keywords": (*compare.DEFAULT_IGNORED, *(ignore_keyword or ()))}
+
+
+RtolOpt = Annotated[float | None, typer.Option(help="Relative tolerance (default 1e-5, as "
+                                                       "jwst's regression tests)")]
+AtolOpt = Annotated[float | None, typer.Option(help="Absolute tolerance (default 1e-7)")]
+QuickOpt = Annotated[bool, typer.Option(help="Stop at the first difference")]
+IgnoreOpt = Annotated[list[str] | None, typer.Option(
+    "--ignore-keyword", help="Header keyword (glob) to ignore, repeatable")]
+HtmlOpt = Annotated[Path | None, typer.Option(help="Write a self-contained HTML report "
+                                                      "into this directory")]
+
+
+@app.command()
+def diff(
+    a: Annotated[Path, typer.Argument(help="File or directory (reference)")],
+    b: Annotated[Path, typer.Argument(help="File or directory (new)")],
+    rtol: RtolOpt = None, atol: AtolOpt = None, quick: QuickOpt = False,
+    ignore_keyword: IgnoreOpt = None, html: HtmlOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Compare two existing products or directories of products (exit 0 same, 1 differ, 2 error)."""
+    from jwenv import compare
+
+    result = compare.compare_paths(a, b, **_compare_options(rtol, atol, quick, ignore_keyword))
+    _show_comparisons([result], html, as_json, runs=None)
+    raise typer.Exit(result.exit_code())
+
+
+def _show_comparisons(results: list[Any], html: Path | None, as_json: bool,
+                      runs: list[Any] | None) -> None:
+    from jwenv import report
+
+    pages = []
+    if html is not None:
+        for i, result in enumerate(results):
+            target = html if len(results) == 1 else html / f"{i + 1}"
+            pages.append(str(report.write_html(result, target)))
+    if as_json:
+        payload: dict[str, Any] = {"comparisons": [r.to_dict() for r in results]}
+        if runs is not None:
+            payload["runs"] = [r.to_dict() for r in runs]
+        if pages:
+            payload["html"] = pages
+        _json_out(payload)
+        return
+    console = _console()
+    for result in results:
+        report.render_terminal(result, console)
+    for page in pages:
+        console.print(f"HTML report: {page}")
+
+
+@app.command(context_settings=PASSTHROUGH,
+             options_metavar="[OPTIONS] V1 V2 [V3 ...] -- CMD [ARGS ...]")
+def compare(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where each version's "
+                      "products go (DIR/<env>/); default ./jwenv-runs/<time>")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Versions run at once")] = 1,
+    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+    crds_context: Annotated[str | None, typer.Option(
+        help="Use this context for every version instead of each one's pin")] = None,
+    do_install: Annotated[bool, typer.Option("--install", help="Install missing "
+                                                               "versions first")] = False,
+    rtol: RtolOpt = None, atol: AtolOpt = None, quick: QuickOpt = False,
+    ignore_keyword: IgnoreOpt = None, html: HtmlOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run a command under several versions and compare their products:
+    jwenv compare 1.20.2 3.0.0 -- strun jwst.pipeline.Detector1Pipeline x_uncal.fits"""
+    from jwenv import compare as cmp
+    from jwenv import runs
+    from jwenv.errors import BadInput
+
+    argv = sys.argv
+    cmd = argv[argv.index("--") + 1:] if "--" in argv else []
+    names = list(ctx.args[: len(ctx.args) - len(cmd)])
+    if len(names) < 2 or not cmd:
+        raise BadInput("usage: jwenv compare V1 V2 [V3 ...] -- strun PIPELINE INPUT [args]")
+    envs = [_get_or_install(n, do_install) for n in names]
+    out_root = (output or runs.default_output_root()).absolute()
+    console = _console(stderr=True)
+
+    def event(kind: str, env_name: str) -> None:
+        if not as_json:
+            mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]"}[kind]
+            console.print(f"{mark} {env_name} {'' if kind == 'start' else kind}")
+
+    results = runs.run_across(envs, cmd, out_root, jobs=jobs, context=crds_context,
+                              offline=offline, on_event=event)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        if not as_json:
+            console.print(f"[red]{r.env} exited {r.returncode}[/]; log: {r.log}")
+            for line in r.log_tail():
+                console.print(f"    {line}", markup=False)
+    good = [r for r in results if r.ok]
+    options = _compare_options(rtol, atol, quick, ignore_keyword)
+    comparisons = [cmp.compare_paths(good[0].output_dir, other.output_dir, **options)
+                   for other in good[1:]]
+    _show_comparisons(comparisons, html, as_json, runs=results)
+    if not as_json:
+        console.print(f"products: {out_root}")
+    codes = [c.exit_code() for c in comparisons]
+    raise typer.Exit(2 if failed or len(good) < 2 else max(codes, default=0))
 
 
 def main() -> None:

@@ -160,10 +160,10 @@ class Env:
 
     def run(self, cmd: Sequence[str], *, context: str | None = None,
             offline: bool | None = None, cwd: Path | None = None,
-            extra_env: Mapping[str, str] | None = None) -> int:
+            extra_env: Mapping[str, str] | None = None, log: Path | None = None) -> int:
         """Run a command inside the environment; returns its exit status."""
         return runner.run(cmd, self.environ(context=context, offline=offline, extra=extra_env),
-                          cwd=cwd)
+                          cwd=cwd, log=log)
 
     # -- changing -------------------------------------------------------------
     def pin(self, context: str) -> None:

@@ -41,13 +41,24 @@ def which_in(cmd: str, environ: Mapping[str, str]) -> str:
     return found
 
 
-def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None) -> int:
-    """Run `cmd` to completion and return its exit status (128+N if killed by signal N)."""
+def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
+        log: Path | None = None) -> int:
+    """Run `cmd` to completion and return its exit status (128+N if killed by signal N).
+
+    With `log`, stdout and stderr go to that file instead of the terminal (stdin is
+    closed): that is how several versions run side by side without mixing output.
+    """
     if not cmd:
         raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
     argv = [which_in(cmd[0], environ), *cmd[1:]]
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    proc = subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec)
+    if log is None:
+        proc = subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec)
+    else:
+        with log.open("ab") as fh:
+            proc = subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec,
+                                    stdin=subprocess.DEVNULL, stdout=fh,
+                                    stderr=subprocess.STDOUT)
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):

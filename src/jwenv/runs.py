@@ -1,0 +1,117 @@
+"""Run one command under several environments, each into its own output directory.
+
+This is the part of `jwenv compare` that is not comparing: it guarantees that
+versions never write next to the input or over each other's products, and keeps
+each version's full log beside its products.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from jwenv.envs import Env
+from jwenv.errors import BadInput
+
+Event = Callable[[str, str], None]
+_OUTPUT_FLAGS = ("--output_dir", "--output-dir")
+
+
+@dataclass
+class VersionRun:
+    env: str
+    jwst_version: str
+    output_dir: Path
+    log: Path
+    returncode: int
+    seconds: float
+    command: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def log_tail(self, n: int = 5) -> list[str]:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return [ln for ln in lines if ln.strip()][-n:]
+
+    def to_dict(self) -> dict:
+        return {"env": self.env, "jwst_version": self.jwst_version,
+                "output_dir": str(self.output_dir), "log": str(self.log),
+                "returncode": self.returncode, "seconds": round(self.seconds, 2),
+                "command": self.command}
+
+
+def default_output_root() -> Path:
+    return Path.cwd() / "jwenv-runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def command_for(cmd: Sequence[str], output_dir: Path) -> list[str]:
+    """The command with this version's output directory added (strun only)."""
+    cmd = list(cmd)
+    if any(a.split("=", 1)[0] in _OUTPUT_FLAGS for a in cmd):
+        raise BadInput("do not pass --output_dir to a multi-version run: each version gets "
+                       "its own directory under -o")
+    if Path(cmd[0]).name == "strun":
+        cmd += ["--output_dir", str(output_dir)]
+    return cmd
+
+
+def ensure_output_dir(cmd: Sequence[str], cwd: Path | None = None) -> Path | None:
+    """Create the `--output_dir` of a strun command: some releases' strun does not."""
+    if not cmd or Path(cmd[0]).name != "strun":
+        return None
+    for i, arg in enumerate(cmd):
+        key, _, value = arg.partition("=")
+        if key in _OUTPUT_FLAGS:
+            value = value or (cmd[i + 1] if i + 1 < len(cmd) else "")
+            if value:
+                out = (cwd or Path.cwd()) / value
+                out.mkdir(parents=True, exist_ok=True)
+                return out
+    return None
+
+
+def run_across(envs: Sequence[Env], cmd: Sequence[str], out_root: Path, *, jobs: int = 1,
+               context: str | None = None, offline: bool | None = None,
+               on_event: Event | None = None) -> list[VersionRun]:
+    """Run `cmd` under each env (up to `jobs` at once); results in the order given."""
+    if len({e.name for e in envs}) != len(envs):
+        raise BadInput("the same environment is named twice")
+    if not cmd:
+        raise BadInput("no command given after --")
+    notify = on_event or (lambda _e, _d: None)
+
+    def one(env: Env) -> VersionRun:
+        out = out_root / env.name
+        out.mkdir(parents=True, exist_ok=True)  # some releases' strun does not create it
+        log = out / "jwenv-run.log"
+        log.write_text("")
+        full = command_for(cmd, out)
+        notify("start", env.name)
+        t0 = time.monotonic()
+        rc = env.run(full, context=context, offline=offline, log=log, cwd=out)
+        result = VersionRun(env.name, env.manifest.jwst_version, out, log, rc,
+                            time.monotonic() - t0, full)
+        notify("done" if rc == 0 else "failed", env.name)
+        return result
+
+    # Paths in the command are resolved by the caller's cwd: make them absolute first,
+    # since each version runs in its own output directory.
+    cmd = [_absolute(a) for a in cmd]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, envs))
+
+
+def _absolute(arg: str) -> str:
+    if arg.startswith("-") or "=" in arg:
+        return arg
+    p = Path(arg)
+    return str(p.resolve()) if p.exists() else arg
