@@ -1,3 +1,3 @@
-from jwenv.cli import main
+from jwenv.fastrun import main
 
 main()

@@ -80,7 +80,7 @@ def install(
 
     options = InstallOptions(python=python, crds_context=crds_context, name=name, force=force,
                              backend=backend, deps=deps, check=check)
-    env = _install_with_progress(version, options)
+    env = install_with_progress(version, options)
     if as_json:
         _json_out(env.manifest.to_dict())
         return
@@ -90,7 +90,7 @@ def install(
     del Env
 
 
-def _install_with_progress(spec: str, options: Any) -> Env:
+def install_with_progress(spec: str, options: Any) -> Env:
     import time
 
     from jwenv.envs import Env
@@ -124,7 +124,7 @@ def _get_or_install(name: str, do_install: bool) -> Env:
     except EnvNotFound:
         if not do_install:
             raise
-        return _install_with_progress(name, InstallOptions())
+        return install_with_progress(name, InstallOptions())
 
 
 @app.command(context_settings=PASSTHROUGH, options_metavar="[OPTIONS] -- CMD [ARGS ...]")
@@ -140,16 +140,10 @@ def run(
                                                                "missing")] = False,
 ) -> None:
     """Run a command inside an environment: jwenv run 1.20.2 -- strun ..."""
-    from jwenv.errors import BadInput
+    from jwenv.fastrun import run_command
 
-    cmd = list(ctx.args)
-    if not cmd:
-        raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
-    from jwenv.runs import ensure_output_dir
-
-    env = _get_or_install(name, do_install)
-    ensure_output_dir(cmd)
-    raise typer.Exit(env.run(cmd, context=crds_context, offline=offline))
+    raise typer.Exit(run_command(name, list(ctx.args), context=crds_context, offline=offline,
+                                 install=do_install))
 
 
 @app.command()
@@ -341,7 +335,7 @@ def repair(name: Annotated[str, typer.Argument()]) -> None:
     m = Env.get(name).manifest
     options = InstallOptions(name=m.name, crds_context=m.crds_context, force=True,
                              backend=m.backend, deps=m.strategy)
-    env = _install_with_progress(m.requested, options)
+    env = install_with_progress(m.requested, options)
     _console().print(f"[green]✓[/] rebuilt {env.name}")
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from jwenv.envs import Env
 from jwenv.errors import BadInput
+from jwenv.fastrun import OUTPUT_FLAGS
 
 Event = Callable[[str, str], None]
-_OUTPUT_FLAGS = ("--output_dir", "--output-dir")
 
 
 @dataclass
@@ -56,27 +56,12 @@ def default_output_root() -> Path:
 def command_for(cmd: Sequence[str], output_dir: Path) -> list[str]:
     """The command with this version's output directory added (strun only)."""
     cmd = list(cmd)
-    if any(a.split("=", 1)[0] in _OUTPUT_FLAGS for a in cmd):
+    if any(a.split("=", 1)[0] in OUTPUT_FLAGS for a in cmd):
         raise BadInput("do not pass --output_dir to a multi-version run: each version gets "
                        "its own directory under -o")
     if Path(cmd[0]).name == "strun":
         cmd += ["--output_dir", str(output_dir)]
     return cmd
-
-
-def ensure_output_dir(cmd: Sequence[str], cwd: Path | None = None) -> Path | None:
-    """Create the `--output_dir` of a strun command: some releases' strun does not."""
-    if not cmd or Path(cmd[0]).name != "strun":
-        return None
-    for i, arg in enumerate(cmd):
-        key, _, value = arg.partition("=")
-        if key in _OUTPUT_FLAGS:
-            value = value or (cmd[i + 1] if i + 1 < len(cmd) else "")
-            if value:
-                out = (cwd or Path.cwd()) / value
-                out.mkdir(parents=True, exist_ok=True)
-                return out
-    return None
 
 
 def run_across(envs: Sequence[Env], cmd: Sequence[str], out_root: Path, *, jobs: int = 1,

@@ -1,0 +1,320 @@
+"""Building environments: resolve, choose Python and strategy, build, check, publish.
+
+An environment becomes visible only when a fully built and checked staging
+directory is renamed into the store (see store.py), under a per-name file lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from jwenv import crds, interpreters, releases, strategies
+from jwenv.backends import Backend, InstallPlan, get_backend
+from jwenv.envs import Env, InstallOptions, Progress
+from jwenv.errors import IndexUnreachable, InstallFailed, NoInterpreter
+from jwenv.store import Manifest, Store, validate_name
+
+HEALTH_SCRIPT = Path(__file__).with_name("scripts") / "health_check.py"
+
+
+@dataclass
+class Attempt:
+    """One strategy tried during an install, kept in the manifest."""
+
+    strategy: str
+    ok: bool
+    python: str = ""
+    detail: str = ""
+    seconds: float = 0.0
+    log: str = ""
+
+
+
+def health_check(env_dir: Path, level: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Run the health script with the env's own python; returns its JSON report."""
+    if level == "none":
+        return {"ok": True, "level": "none", "checks": []}
+    work = env_dir / "jwenv-health"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = dict(environ)
+    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(env_dir)
+    t0 = time.monotonic()
+    try:
+        out = subprocess.run([str(env_dir / "bin" / "python"), str(HEALTH_SCRIPT), level,
+                              str(work)], capture_output=True, text=True, env=env, cwd=work,
+                             timeout=1800, check=False)
+        lines = out.stdout.strip().splitlines()
+        report = json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        report = None
+        out = None
+        err = str(exc)
+    if not isinstance(report, dict):
+        last = tail_text(out.stderr if out is not None else err)
+        report = {"ok": False, "level": level,
+                  "checks": [{"check": "health script", "ok": False, "detail": last}]}
+    report["seconds"] = round(time.monotonic() - t0, 1)
+    report["checked"] = _now()
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def tail_text(text: str) -> str:
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def first_failure(report: dict[str, Any]) -> str:
+    for c in report.get("checks", []):
+        if not c.get("ok"):
+            return f"{c['check']}: {c.get('detail', '')}"
+    return "failed"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Installer:
+    """One `jwenv install`: resolve, pick Python and strategy, build, check, publish."""
+
+    spec: str
+    options: InstallOptions
+    store: Store
+    progress: Progress
+    _index: releases.Index | None = field(default=None, init=False)
+    _interpreters: list[interpreters.Interpreter] | None = field(default=None, init=False)
+
+    def index(self) -> releases.Index:
+        if self._index is None:
+            self.progress("resolve", "reading the jwst release list from PyPI")
+            self._index = releases.load_index(self.store.index_dir)
+        return self._index
+
+    def maybe_index(self) -> releases.Index | None:
+        try:
+            return self.index()
+        except IndexUnreachable:
+            return None
+
+    def found_interpreters(self) -> list[interpreters.Interpreter]:
+        if self._interpreters is None:
+            self.progress("python", "looking for Python interpreters")
+            self._interpreters = interpreters.discover()
+        return self._interpreters
+
+    def install(self) -> Env:
+        self.options.validate()
+        self.store.ensure()
+        # Cached fast path: a plain version (or --name) that is already installed needs
+        # no index, no interpreter discovery, no lock.
+        early = self.options.name or (self.spec if releases.is_plain_version(self.spec) else None)
+        if early:
+            env = self._reuse(early)
+            if env is not None:
+                return env
+        resolved = releases.resolve(self.spec, self.index)
+        name = self.options.name or resolved.default_name
+        if name:
+            env = self._reuse(name)
+            if env is not None:
+                return env
+        if resolved.source == "git":
+            self.progress("resolve", f"checking {resolved.git_repo} for {resolved.git_ref}")
+            releases.check_git_ref(resolved.git_repo or "", resolved.git_ref)
+        if name:
+            with FileLock(self.store.lock_path(name)):
+                env = self._reuse(name)  # someone else may have built it while we waited
+                if env is not None:
+                    return env
+                self.store.clean_staging(name)
+                staging, manifest = self._build(resolved, name)
+                return self._publish(staging, manifest)
+        # A git ref or directory of unknown version: build first, name it after its version.
+        staging, manifest = self._build(resolved, "unnamed")
+        with FileLock(self.store.lock_path(manifest.name)):
+            env = self._reuse(manifest.name)
+            if env is not None:
+                shutil.rmtree(staging.parent, ignore_errors=True)
+                return env
+            return self._publish(staging, manifest)
+
+    def _reuse(self, name: str) -> Env | None:
+        if self.options.force:
+            return None
+        manifest = self.store.read_manifest(name)
+        if manifest is None:
+            return None
+        env = Env(self.store, manifest)
+        if not env.base_python_ok():
+            return None
+        self.progress("cached", f"{name} is already installed")
+        return env
+
+    def _publish(self, staging: Path, manifest: Manifest) -> Env:
+        backend = get_backend(manifest.backend)
+        final = self.store.env_path(manifest.name)
+        backend.finalize(staging, final)
+        self.store.write_manifest(staging, manifest)  # last: the build is complete
+        self.store.publish(staging, manifest.name)
+        shutil.rmtree(staging.parent, ignore_errors=True)
+        self.progress("done", f"installed {manifest.name} in {final}")
+        return Env(self.store, manifest)
+
+    # -- building -------------------------------------------------------------
+    def _release(self, resolved: releases.Resolved) -> releases.Release | None:
+        if resolved.release is not None:
+            return resolved.release
+        if resolved.version is None:
+            return None
+        index = self.maybe_index()
+        if index is None:
+            return None
+        from packaging.version import Version
+
+        return index.releases.get(Version(resolved.version))
+
+    def _build(self, resolved: releases.Resolved, name: str) -> tuple[Path, Manifest]:
+        backend = get_backend(self.options.backend)
+        release = self._release(resolved)
+        order = strategies.validate_order(self.options.deps)
+        if resolved.source == "local" or (release is None and self.options.deps is None):
+            order = ("latest",)  # no release date, no sdp pins: nothing else can apply
+        sdp_text = None
+        if "ops" in order:
+            self.progress("resolve", "looking for the release's operational pins "
+                                     "(requirements-sdp.txt)")
+            try:
+                sdp_text = strategies.fetch_sdp(resolved, self.store.index_dir)
+            except OSError:
+                sdp_text = None
+        attempts: list[Attempt] = []
+        for strategy in order:
+            plan = strategies.plan(strategy, resolved,
+                                   release_date=release.release_date if release else None,
+                                   sdp_text=sdp_text)
+            if isinstance(plan, str):
+                attempts.append(Attempt(strategy, False, detail=f"not applicable: {plan}"))
+                continue
+            result = self._attempt(backend, resolved, release, plan, name, attempts)
+            if result is not None:
+                return result
+        lines = "; ".join(f"{a.strategy}: {a.detail}" for a in attempts)
+        raise InstallFailed(f"could not build a working jwst {resolved.version or self.spec} "
+                            f"environment ({lines})")
+
+    def _choose_python(self, backend: Backend, plan: InstallPlan,
+                       release: releases.Release | None, log: Path) -> tuple[
+                           interpreters.Interpreter, str]:
+        if self.options.python:
+            interp = interpreters.from_option(self.options.python,
+                                              None if "/" in self.options.python
+                                              else self.found_interpreters())
+            return interp, "given with --python"
+        requires = release.requires_python if release else None
+        found = self.found_interpreters()
+        allowed = interpreters.allowed(found, requires)
+        if not allowed:
+            raise NoInterpreter(interpreters.missing_message(requires or "any Python 3", found))
+        if len(allowed) == 1:
+            return allowed[0], f"the only interpreter satisfying {requires or 'any'}"
+        for interp in allowed:
+            self.progress("python", f"{plan.strategy}: trying Python {interp.version} (dry run)")
+            if backend.can_resolve(interp.path, plan, log):
+                return interp, (f"newest interpreter satisfying {requires or 'any'} whose "
+                                f"{plan.strategy} resolution needs no numpy build")
+        return allowed[-1], "no interpreter resolved in a dry run; oldest allowed"
+
+    def _attempt(self, backend: Backend, resolved: releases.Resolved,
+                 release: releases.Release | None, plan: InstallPlan, name: str,
+                 attempts: list[Attempt]) -> tuple[Path, Manifest] | None:
+        t0 = time.monotonic()
+        work = self.store.new_staging(name)  # holds the venv, the log and dry-run files
+        staging = work / "env"
+        log = work / "install.log"
+        try:
+            interp, reason = self._choose_python(backend, plan, release, log)
+            self.progress("create", f"{plan.strategy}: creating a Python {interp.version} "
+                                    f"environment with {backend.name}")
+            backend.create(staging, interp.path, log, None)
+            self.progress("install", f"{plan.strategy}: installing {resolved.requirement}")
+            backend.install(staging, plan, log, lambda line: self.progress("line", line))
+            self.progress("check", f"{plan.strategy}: health check")
+            context = self.options.crds_context or self._paired_context(resolved.version)
+            report = health_check(staging, self.options.check, self._check_environ(context))
+            if not report.get("ok"):
+                raise InstallFailed(f"health check failed: {first_failure(report)}")
+        except (InstallFailed, NoInterpreter, OSError) as exc:
+            kept = self._keep_log(log, name, plan.strategy)
+            shutil.rmtree(work, ignore_errors=True)
+            if isinstance(exc, NoInterpreter):
+                raise
+            attempts.append(Attempt(plan.strategy, False, detail=str(exc),
+                                    seconds=round(time.monotonic() - t0, 1), log=str(kept)))
+            return None
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        version = report.get("jwst_version") or resolved.version or self._installed_version(
+            staging)
+        if version is None:
+            shutil.rmtree(work, ignore_errors=True)
+            raise InstallFailed("jwst did not install (no version found in the environment)")
+        attempts.append(Attempt(plan.strategy, True, python=str(interp.version),
+                                detail="passed", seconds=round(time.monotonic() - t0, 1)))
+        context = context or self._paired_context(version)
+        final_name = name if name != "unnamed" else validate_name(version)
+        manifest = Manifest(
+            name=final_name, requested=self.spec, jwst_version=version,
+            source=resolved.source, requirement=resolved.requirement,
+            python_version=str(interp.version), python_path=str(interp.path),
+            backend=backend.name, crds_context=context, created=_now(),
+            strategy=plan.strategy, strategy_log=[a.__dict__ for a in attempts],
+            python_reason=reason,
+            release_date=(release.release_date.isoformat()
+                          if release and release.release_date else None),
+            health=report, packages=backend.freeze(staging),
+        )
+        shutil.copyfile(log, staging / "jwenv-install.log")
+        return staging, manifest
+
+    def _check_environ(self, context: str) -> dict[str, str]:
+        # Offline on purpose: a build must be judged without the CRDS server.
+        settings = crds.settings(context=context, default_path=self.store.crds_dir, offline=True)
+        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONHOME", "PYTHONPATH"}}
+        env.update(settings.variables())
+        return env
+
+    def _paired_context(self, version: str | None) -> str:
+        if version is None:
+            return ""
+        index = self.maybe_index()
+        return index.context_for(version) if index else ""
+
+    def _installed_version(self, env_dir: Path) -> str | None:
+        out = subprocess.run([str(env_dir / "bin" / "python"), "-c",
+                              "import importlib.metadata as m; print(m.version('jwst'))"],
+                             capture_output=True, text=True, check=False)
+        return out.stdout.strip() or None
+
+    def _keep_log(self, log: Path, name: str, strategy: str) -> Path | None:
+        if not log.is_file():
+            return None
+        self.store.logs_dir.mkdir(parents=True, exist_ok=True)
+        kept = self.store.logs_dir / f"{name}-{strategy}-{int(time.time())}.log"
+        shutil.copyfile(log, kept)
+        return kept
