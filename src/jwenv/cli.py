@@ -478,6 +478,70 @@ def compare(
     raise typer.Exit(2 if failed or len(good) < 2 else max(codes, default=0))
 
 
+# -- demo ---------------------------------------------------------------------------
+@app.command()
+def demo(
+    versions: Annotated[str | None, typer.Option(
+        help="Two (or more) releases, comma-separated (default: the newest release of each "
+             "of the two newest minor lines)")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where the demo "
+                      "writes (default ./jwenv-demo or $JWENV_DEMO_DIR)")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Releases run at once")] = 2,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Install two releases, make a synthetic exposure and a local CRDS context, run
+    Detector1Pipeline under each offline, and compare the results."""
+    import time
+
+    from jwenv import demo as demo_mod
+    from jwenv import report
+
+    out = (output or demo_mod.default_out()).absolute()
+    wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
+    console = _console(stderr=True)
+    t0 = time.monotonic()
+    if as_json or not console.is_terminal:
+        def event(kind: str, detail: str) -> None:
+            if kind != "install" and not as_json:
+                console.print(f"jwenv demo: {detail} [{time.monotonic() - t0:.0f} s]")
+        result = demo_mod.run_demo(out, wanted, jobs=jobs, on_event=event)
+    else:
+        with console.status("starting…") as status:
+            phase = {"text": ""}
+
+            def event(kind: str, detail: str) -> None:
+                stamp = f"[dim]{time.monotonic() - t0:.0f} s[/]"
+                if kind == "phase":
+                    if phase["text"]:
+                        console.print(f"[green]✓[/] {phase['text']}")
+                    phase["text"] = detail
+                    status.update(f"{detail} {stamp}")
+                elif kind == "install":
+                    status.update(f"{phase['text']}: [dim]{detail[:70]}[/] {stamp}")
+                else:
+                    status.update(f"{phase['text']}: {detail} {kind[4:]} {stamp}")
+            result = demo_mod.run_demo(out, wanted, jobs=jobs, on_event=event)
+            console.print(f"[green]✓[/] {phase['text']}")
+    total = time.monotonic() - t0
+    if as_json:
+        _json_out({"output": str(result.root), "envs": result.envs,
+                   "program": result.program.report, "runs": [r.to_dict() for r in result.runs],
+                   "comparison": result.comparison.to_dict(), "seconds": result.seconds,
+                   "total_seconds": round(total, 1)})
+        return
+    stdout = _console()
+    report.render_terminal(result.comparison, stdout)
+    stdout.print(f"\n[bold]jwenv demo[/] finished in {total:.0f} s")
+    stdout.print(f"  exposure      {result.program.uncal[0]}")
+    stdout.print(f"  CRDS cache    {result.program.crds_path} (context {result.program.context})")
+    for r in result.runs:
+        stdout.print(f"  {r.env:<13} {r.output_dir}  ({r.seconds:.0f} s, log {r.log.name})")
+    if result.program.skipped_steps:
+        stdout.print(f"  skipped steps {', '.join(result.program.skipped_steps)}")
+    stdout.print(f"  again by hand: jwenv diff {result.runs[0].output_dir} "
+                 f"{result.runs[1].output_dir}")
+
+
 def main() -> None:
     """Entry point: one-line errors, tracebacks only with --debug."""
     from jwenv.errors import JwenvError

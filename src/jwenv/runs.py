@@ -66,6 +66,7 @@ def command_for(cmd: Sequence[str], output_dir: Path) -> list[str]:
 
 def run_across(envs: Sequence[Env], cmd: Sequence[str], out_root: Path, *, jobs: int = 1,
                context: str | None = None, offline: bool | None = None,
+               extra_env: dict[str, str] | None = None,
                on_event: Event | None = None) -> list[VersionRun]:
     """Run `cmd` under each env (up to `jobs` at once); results in the order given."""
     if len({e.name for e in envs}) != len(envs):
@@ -82,7 +83,8 @@ def run_across(envs: Sequence[Env], cmd: Sequence[str], out_root: Path, *, jobs:
         full = command_for(cmd, out)
         notify("start", env.name)
         t0 = time.monotonic()
-        rc = env.run(full, context=context, offline=offline, log=log, cwd=out)
+        rc = env.run(full, context=context, offline=offline, log=log, cwd=out,
+                     extra_env=extra_env)
         result = VersionRun(env.name, env.manifest.jwst_version, out, log, rc,
                             time.monotonic() - t0, full)
         notify("done" if rc == 0 else "failed", env.name)

@@ -1,0 +1,135 @@
+"""`jwenv demo`: the whole chain on a fresh machine, with no network but PyPI.
+
+Installs two releases, generates a synthetic NIRCam exposure and a local CRDS
+context inside the older one (files written by an older datamodels load in a
+newer release; the reverse is not guaranteed), runs Detector1Pipeline under
+each, offline, into separate directories, and compares the rate products.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from jwenv import offline, releases, runs
+from jwenv.envs import Env, InstallOptions
+from jwenv.errors import BadInput, JwenvError
+from jwenv.store import Store
+
+Event = Callable[[str, str], None]
+PIPELINE = "jwst.pipeline.Detector1Pipeline"
+
+
+def default_versions(index: releases.Index) -> list[str]:
+    """The newest release of each of the two newest minor lines (e.g. 3.0.0 and 2.0.1)."""
+    newest: dict[tuple[int, int], Version] = {}
+    for rel in index.sorted():
+        if rel.on_pypi and not rel.yanked and not rel.version.is_prerelease:
+            newest[rel.version.release[:2]] = rel.version
+    lines = sorted(newest)[-2:]
+    return [str(newest[line]) for line in lines]
+
+
+@dataclass
+class Program:
+    """What the generator made (its JSON report)."""
+
+    root: Path
+    context: str
+    crds_path: Path
+    uncal: list[Path]
+    strun_args: list[str] = field(default_factory=list)
+    skipped_steps: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def crds_env(self) -> dict[str, str]:
+        return {**offline.OFFLINE_CRDS_ENV, "CRDS_PATH": str(self.crds_path),
+                "CRDS_CONTEXT": self.context}
+
+
+def generate(env: Env, out: Path, *, size: int = 64, extra: list[str] | None = None) -> Program:
+    """Run the offline generator with the environment's own Python."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [str(env.python), str(offline.SCRIPT), "--out", str(out), "--size", str(size),
+           *(extra or [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env=env.environ(offline=True))
+    lines = proc.stdout.strip().splitlines()
+    try:
+        report = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise JwenvError(f"the offline generator failed under jwst "
+                         f"{env.manifest.jwst_version}: {last}") from None
+    return Program(root=out, context=report["context"], crds_path=Path(report["crds_path"]),
+                   uncal=[Path(p) for p in report["uncal"]],
+                   strun_args=list(report.get("strun_args", [])),
+                   skipped_steps=list(report.get("skipped_steps", [])), report=report)
+
+
+@dataclass
+class DemoResult:
+    root: Path
+    envs: list[str]
+    program: Program
+    runs: list[runs.VersionRun]
+    comparison: Any  # jwenv.compare.Comparison
+    seconds: dict[str, float]
+
+
+def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | None = None,
+             jobs: int = 1, on_event: Event | None = None) -> DemoResult:
+    from jwenv import compare
+
+    notify = on_event or (lambda _e, _d: None)
+    store = store or Store()
+    timings: dict[str, float] = {}
+    if versions is None:
+        notify("phase", "reading the jwst release list")
+        versions = default_versions(releases.load_index(store.index_dir))
+    if len(versions) < 2:
+        raise BadInput("the demo compares two releases: give --versions A,B")
+    envs: list[Env] = []
+    for spec in versions:
+        t0 = time.monotonic()
+        notify("phase", f"installing jwst {spec}")
+        envs.append(Env.install(spec, InstallOptions(), store=store,
+                                progress=lambda e, d: notify("install", d)))
+        timings[f"install {envs[-1].name}"] = time.monotonic() - t0
+    oldest = min(envs, key=lambda e: Version(e.manifest.jwst_version))
+    t0 = time.monotonic()
+    notify("phase", f"generating the exposure and a local CRDS context with jwst "
+                    f"{oldest.manifest.jwst_version}")
+    program = generate(oldest, out / "program")
+    timings["generate"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    notify("phase", f"running {PIPELINE.rsplit('.', 1)[1]} under "
+                    f"{', '.join(e.name for e in envs)} (offline)")
+    cmd = ["strun", PIPELINE, str(program.uncal[0]), *program.strun_args]
+    results = runs.run_across(envs, cmd, out / "runs", jobs=jobs, context=program.context,
+                              offline=True, extra_env=program.crds_env(),
+                              on_event=lambda e, d: notify(f"run-{e}", d))
+    timings["pipeline"] = time.monotonic() - t0
+    failed = [r for r in results if not r.ok]
+    if failed:
+        r = failed[0]
+        tail = " | ".join(r.log_tail(2))
+        raise JwenvError(f"Detector1Pipeline failed under {r.env} (exit {r.returncode}): "
+                         f"{tail}; log: {r.log}")
+    notify("phase", "comparing the products")
+    t0 = time.monotonic()
+    comparison = compare.compare_paths(results[0].output_dir, results[1].output_dir)
+    timings["compare"] = time.monotonic() - t0
+    return DemoResult(out, [e.name for e in envs], program, results, comparison, timings)
+
+
+def default_out() -> Path:
+    return Path(os.environ.get("JWENV_DEMO_DIR", Path.cwd() / "jwenv-demo"))
