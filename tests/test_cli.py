@@ -101,3 +101,28 @@ def test_virtualenv_backend(home, fake_wheel):
     assert json.loads(out.stdout)["backend"] == "virtualenv"
     run = jwenv("run", "venv-fake", "--", "strun", "--exit", "4")
     assert run.returncode == 4  # the console script works after the move from staging
+
+
+def test_export_then_install_from_the_lock(home, installed, tmp_path):
+    assert jwenv("pin", installed, "jwst_1234.pmap").returncode == 0
+    lock = tmp_path / "env.lock"
+    assert jwenv("export", installed, "-o", str(lock)).returncode == 0
+    text = lock.read_text()
+    assert text.startswith("# jwenv lock 1\n")
+    assert "# crds-context: jwst_1234.pmap" in text and "# jwst: 9.9.9" in text
+    out = jwenv("install", "--lock", str(lock), "--name", "copy", "--check", "import", "--json")
+    assert out.returncode == 0, out.stderr
+    copy = json.loads(out.stdout)
+    original = json.loads(jwenv("info", installed, "--json").stdout)
+    assert copy["packages"] == original["packages"]
+    assert copy["crds_context"] == "jwst_1234.pmap"
+    assert copy["python_version"] == original["python_version"]
+    assert copy["strategy"] == "lock"
+
+
+def test_bad_lock_files(home, tmp_path):
+    not_a_lock = tmp_path / "reqs.txt"
+    not_a_lock.write_text("numpy==1.0\n")
+    _one_line_error(jwenv("install", "--lock", str(not_a_lock)), "is not a jwenv lock")
+    _one_line_error(jwenv("install", "--lock", str(tmp_path / "missing")), "cannot read lock")
+    _one_line_error(jwenv("install"), "give a VERSION or --lock")

@@ -115,3 +115,17 @@ def test_virtualenv_backend_end_to_end(real_home, cli_env, tmp_path):
     info = json.loads(jwenv("info", "1.20.2-pip", "--json", env=cli_env).stdout)
     assert info["backend"] == "virtualenv" and info["health"]["ok"]
     assert Path(info["path"]).name == "1.20.2-pip"
+
+
+def test_lock_reproduces_a_real_environment(real_env, cli_env, tmp_path):
+    real_env("1.20.2")
+    lock = tmp_path / "1.20.2.lock"
+    assert jwenv("export", "1.20.2", "-o", str(lock), env=cli_env).returncode == 0
+    out = jwenv("install", "--lock", str(lock), "--name", "1.20.2-from-lock", "--json",
+                env=cli_env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+    copy = json.loads(out.stdout)
+    original = json.loads(jwenv("info", "1.20.2", "--json", env=cli_env).stdout)
+    assert copy["packages"] == original["packages"]
+    assert copy["health"]["ok"] and copy["crds_context"] == "jwst_1464.pmap"

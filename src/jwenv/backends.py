@@ -34,6 +34,12 @@ class InstallPlan:
     exclude_newer_packages: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, object]:
+        return {"strategy": self.strategy, "requirements": self.requirements,
+                "constraints": self.constraints, "build_constraints": self.build_constraints,
+                "exclude_newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
+                "exclude_newer_packages": self.exclude_newer_packages, "notes": self.notes}
+
     def write_files(self, where: Path) -> dict[str, Path]:
         """Requirement files beside the build, kept in the env for the record."""
         where.mkdir(parents=True, exist_ok=True)

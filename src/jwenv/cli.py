@@ -60,8 +60,9 @@ def _main(
 # -- install -------------------------------------------------------------------
 @app.command()
 def install(
-    version: Annotated[str, typer.Argument(help="1.20.2, latest, ~=1.12.0, git+URL@ref, or a "
-                                                "source directory")],
+    version: Annotated[str | None, typer.Argument(
+        help="1.20.2, latest, ~=1.12.0, git+URL@ref, a source directory or a wheel "
+             "(omit with --lock)")] = None,
     python: Annotated[str | None, typer.Option(help="Python version (3.11) or path")] = None,
     crds_context: Annotated[str | None, typer.Option(
         help="CRDS context to pin (default: the one STScI paired with the release)")] = None,
@@ -73,14 +74,19 @@ def install(
         help="Dependency strategy: ops, dated, latest, or an order like ops,dated")] = None,
     check: Annotated[str, typer.Option(help="Health check after the build: full, import, "
                                             "none")] = "full",
+    lock: Annotated[Path | None, typer.Option(
+        help="Rebuild exactly from a lock written by `jwenv export`")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
 ) -> None:
     """Create (or reuse) an isolated environment for a jwst release."""
     from jwenv.envs import Env, InstallOptions
+    from jwenv.errors import BadInput
 
+    if (version is None) == (lock is None):
+        raise BadInput("give a VERSION or --lock FILE (one of them)")
     options = InstallOptions(python=python, crds_context=crds_context, name=name, force=force,
-                             backend=backend, deps=deps, check=check)
-    env = install_with_progress(version, options)
+                             backend=backend, deps=deps, check=check, lock=lock)
+    env = install_with_progress(version or f"lock:{lock}", options)
     if as_json:
         _json_out(env.manifest.to_dict())
         return
@@ -337,6 +343,23 @@ def repair(name: Annotated[str, typer.Argument()]) -> None:
                              backend=m.backend, deps=m.strategy)
     env = install_with_progress(m.requested, options)
     _console().print(f"[green]✓[/] rebuilt {env.name}")
+
+
+@app.command()
+def export(name: Annotated[str, typer.Argument()],
+           output: Annotated[Path | None, typer.Option("-o", "--output",
+                             help="Write here instead of stdout")] = None) -> None:
+    """Write the environment's exact lock (rebuild elsewhere with `jwenv install --lock`)."""
+    from jwenv.envs import Env
+    from jwenv.locks import export_lock
+    from jwenv.store import write_text_atomic
+
+    text = export_lock(Env.get(name).manifest)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(output, text)
+        _console(stderr=True).print(f"wrote {output}")
 
 
 # -- crds ------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class InstallOptions:
     backend: str = "uv"
     deps: str | None = None  # strategy order, e.g. "dated" or "ops,dated"
     check: str = "full"  # health check level after the build
+    lock: Path | None = None  # rebuild exactly from a `jwenv export` file
 
     def validate(self) -> InstallOptions:
         from jwenv import strategies

@@ -19,7 +19,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from jwenv import crds, interpreters, releases, strategies
+from jwenv import crds, interpreters, locks, releases, strategies
 from jwenv.backends import Backend, InstallPlan, get_backend
 from jwenv.envs import Env, InstallOptions, Progress
 from jwenv.errors import IndexUnreachable, InstallFailed, NoInterpreter
@@ -98,6 +98,7 @@ class Installer:
     progress: Progress
     _index: releases.Index | None = field(default=None, init=False)
     _interpreters: list[interpreters.Interpreter] | None = field(default=None, init=False)
+    _lock: locks.Lock | None = field(default=None, init=False)
 
     def index(self) -> releases.Index:
         if self._index is None:
@@ -127,7 +128,18 @@ class Installer:
             env = self._reuse(early)
             if env is not None:
                 return env
-        resolved = releases.resolve(self.spec, self.index)
+        lock = locks.read_lock(Path(self.options.lock)) if self.options.lock else None
+        if lock is not None:
+            jwst_pin = next(p for p in lock.pins if p.lower().startswith("jwst"))
+            resolved = releases.Resolved(f"lock:{self.options.lock}", "lock", jwst_pin,
+                                         lock.jwst_version)
+            if not self.options.crds_context and lock.context:
+                self.options.crds_context = lock.context
+            if not self.options.python and lock.python:
+                self.options.python = ".".join(lock.python.split(".")[:2])
+            self._lock = lock
+        else:
+            resolved = releases.resolve(self.spec, self.index)
         name = self.options.name or resolved.default_name
         if name:
             env = self._reuse(name)
@@ -190,6 +202,13 @@ class Installer:
 
     def _build(self, resolved: releases.Resolved, name: str) -> tuple[Path, Manifest]:
         backend = get_backend(self.options.backend)
+        if self._lock is not None:  # exact pins: one plan, nothing to choose
+            attempts: list[Attempt] = []
+            result = self._attempt(backend, resolved, None, self._lock.plan(), name, attempts)
+            if result is None:
+                raise InstallFailed(f"could not rebuild from {self.options.lock}: "
+                                    f"{attempts[-1].detail}")
+            return result
         release = self._release(resolved)
         order = strategies.validate_order(self.options.deps)
         if resolved.source == "local" or (release is None and self.options.deps is None):
@@ -202,7 +221,7 @@ class Installer:
                 sdp_text = strategies.fetch_sdp(resolved, self.store.index_dir)
             except OSError:
                 sdp_text = None
-        attempts: list[Attempt] = []
+        attempts = []
         for strategy in order:
             plan = strategies.plan(strategy, resolved,
                                    release_date=release.release_date if release else None,
@@ -287,7 +306,7 @@ class Installer:
             python_reason=reason,
             release_date=(release.release_date.isoformat()
                           if release and release.release_date else None),
-            health=report, packages=backend.freeze(staging),
+            health=report, packages=backend.freeze(staging), plan=plan.to_dict(),
         )
         shutil.copyfile(log, staging / "jwenv-install.log")
         return staging, manifest

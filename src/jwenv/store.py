@@ -69,6 +69,7 @@ class Manifest:
     release_date: str | None = None
     health: dict[str, Any] = field(default_factory=dict)
     packages: list[str] = field(default_factory=list)  # the lock: name==version lines
+    plan: dict[str, Any] = field(default_factory=dict)  # what the installer was given
     schema: int = MANIFEST_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,11 +85,14 @@ class Manifest:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write-then-rename so a reader never sees half a file."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

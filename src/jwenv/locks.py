@@ -1,0 +1,89 @@
+"""Exact locks: `jwenv export NAME` writes one, `jwenv install --lock FILE` rebuilds from it.
+
+A lock is a pip requirements file of exact pins (what `uv pip freeze` saw in the
+environment) with a header of `# key: value` lines carrying what else a faithful
+rebuild needs on another machine: the Python version, the CRDS context, and the
+build settings of the strategy that made it (old sdists only build with the era's
+numpy and setuptools, so build constraints and the date cut-off travel with it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from jwenv.backends import InstallPlan
+from jwenv.errors import BadInput
+from jwenv.store import Manifest
+
+MAGIC = "# jwenv lock 1"
+
+
+def export_lock(manifest: Manifest) -> str:
+    plan = manifest.plan or {}
+    header = {
+        "jwst": manifest.jwst_version,
+        "python": manifest.python_version,
+        "crds-context": manifest.crds_context,
+        "strategy": manifest.strategy,
+        "source": manifest.source,
+        "requested": manifest.requested,
+        "build-constraints": json.dumps(plan.get("build_constraints") or []),
+        "exclude-newer": plan.get("exclude_newer") or "",
+        "exclude-newer-packages": json.dumps(plan.get("exclude_newer_packages") or {}),
+        "created": manifest.created,
+    }
+    lines = [MAGIC, *(f"# {k}: {v}" for k, v in header.items()), *manifest.packages]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Lock:
+    header: dict[str, str]
+    pins: list[str] = field(default_factory=list)
+
+    @property
+    def jwst_version(self) -> str:
+        return self.header.get("jwst", "")
+
+    @property
+    def python(self) -> str:
+        return self.header.get("python", "")
+
+    @property
+    def context(self) -> str:
+        return self.header.get("crds-context", "")
+
+    def plan(self) -> InstallPlan:
+        when = self.header.get("exclude-newer") or None
+        return InstallPlan(
+            strategy="lock",
+            requirements=list(self.pins),
+            build_constraints=json.loads(self.header.get("build-constraints") or "[]"),
+            exclude_newer=datetime.fromisoformat(when) if when else None,
+            exclude_newer_packages=json.loads(self.header.get("exclude-newer-packages") or "{}"),
+            notes=[f"from lock of jwst {self.jwst_version}"],
+        )
+
+
+def read_lock(path: Path) -> Lock:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise BadInput(f"cannot read lock file {path}: {exc.strerror}") from None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != MAGIC:
+        raise BadInput(f"{path} is not a jwenv lock (write one with `jwenv export NAME`)")
+    header: dict[str, str] = {}
+    pins: list[str] = []
+    for line in lines[1:]:
+        if line.startswith("# ") and ": " in line:
+            key, value = line[2:].split(": ", 1)
+            header[key.strip()] = value.strip()
+        elif line.strip() and not line.startswith("#"):
+            pins.append(line.strip())
+    if not any(p.split("==")[0].split(" @ ")[0].strip().lower() == "jwst" for p in pins):
+        raise BadInput(f"{path} pins no jwst")
+    return Lock(header, pins)
