@@ -31,6 +31,21 @@ def main():
         signal.signal(signal.SIGTERM, bye)
         time.sleep(float(args[args.index("--sleep") + 1]))
         return 0
+    import jwst
+    if jwst.__version__ == "9.9.1":  # a broken release, for failure reporting
+        print("ERROR: this fake release always fails")
+        return 5
+    inputs = [a for a in args if a.endswith(".fits") and os.path.isfile(a)]
+    if "--output_dir" in args and inputs:
+        # "process" the input: copy it as a _rate product; 9.9.8 changes the last pixel
+        out_dir = args[args.index("--output_dir") + 1]
+        name = os.path.basename(inputs[0]).replace("_uncal", "_rate")
+        with open(inputs[0], "rb") as fh:
+            data = bytearray(fh.read())
+        if jwst.__version__ == "9.9.8":
+            data[-4] ^= 0x01  # the last float32 of the data: 3.0 becomes 12.0
+        with open(os.path.join(out_dir, name), "wb") as fh:
+            fh.write(bytes(data))
     stdin = sys.stdin.read() if "--stdin" in args else None
     keys = ["CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT", "VIRTUAL_ENV", "PYTHONPATH",
             "JWENV_ENV"]
