@@ -7,6 +7,7 @@ import os
 
 import pytest
 from astropy.io import fits
+
 from conftest import jwenv
 
 pytestmark = pytest.mark.integration

@@ -56,7 +56,7 @@ def test_a_failing_version_is_reported_and_the_rest_compare(home, tmp_path):
     out = jwenv("compare", "9.9.9", "9.9.1", "9.9.8", "-o", str(tmp_path / "runs"), "--",
                 "strun", "fake.Pipeline", str(uncal))
     assert out.returncode == 2
-    assert "9.9.1 exited 5" in out.stderr and "always fails" in out.stderr
+    assert "9.9.1 exited 5: ERROR: this fake release always fails" in out.stderr
     assert "jw01_rate.fits" in out.stdout  # 9.9.9 and 9.9.8 were still compared
 
 

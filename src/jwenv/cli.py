@@ -464,6 +464,8 @@ def compare(
 ) -> None:
     """Run a command under several versions and compare their products:
     jwenv compare 1.20.2 3.0.0 -- strun jwst.pipeline.Detector1Pipeline x_uncal.fits"""
+    from rich.markup import escape
+
     from jwenv import compare as cmp
     from jwenv import runs
     from jwenv.errors import BadInput
@@ -487,7 +489,9 @@ def compare(
     failed = [r for r in results if not r.ok]
     for r in failed:
         if not as_json:
-            console.print(f"[red]{r.env} exited {r.returncode}[/]; log: {r.log}")
+            console.print(f"[red]{r.env} exited {r.returncode}[/]: "
+                          f"{escape(r.error_line())}")
+            console.print(f"  log: {r.log}", markup=False)
             for line in r.log_tail():
                 console.print(f"    {line}", markup=False)
     good = [r for r in results if r.ok]

@@ -121,9 +121,8 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
     failed = [r for r in results if not r.ok]
     if failed:
         r = failed[0]
-        tail = " | ".join(r.log_tail(2))
         raise JwenvError(f"Detector1Pipeline failed under {r.env} (exit {r.returncode}): "
-                         f"{tail}; log: {r.log}")
+                         f"{r.error_line()}; log: {r.log}")
     notify("phase", "comparing the products")
     t0 = time.monotonic()
     comparison = compare.compare_paths(results[0].output_dir, results[1].output_dir)
