@@ -129,3 +129,13 @@ def test_lock_reproduces_a_real_environment(real_env, cli_env, tmp_path):
     original = json.loads(jwenv("info", "1.20.2", "--json", env=cli_env).stdout)
     assert copy["packages"] == original["packages"]
     assert copy["health"]["ok"] and copy["crds_context"] == "jwst_1464.pmap"
+
+
+def test_git_only_release_with_unreachable_repository_is_one_line(cli_env):
+    env = dict(cli_env, JWENV_JWST_GIT="https://git.invalid/spacetelescope/jwst")
+    out = jwenv("install", "0.15.1", env=env)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("jwenv: error: cannot reach jwst git repository "
+                           "https://git.invalid/spacetelescope/jwst")
+    assert "JWENV_JWST_GIT" in last
