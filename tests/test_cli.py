@@ -126,3 +126,25 @@ def test_bad_lock_files(home, tmp_path):
     _one_line_error(jwenv("install", "--lock", str(not_a_lock)), "is not a jwenv lock")
     _one_line_error(jwenv("install", "--lock", str(tmp_path / "missing")), "cannot read lock")
     _one_line_error(jwenv("install"), "give a VERSION or --lock")
+
+
+def test_available_lists_releases_with_contexts_and_installed(home, installed, tmp_path,
+                                                             monkeypatch):
+    from test_releases import _pypi_json
+
+    data = _pypi_json()
+    data["releases"]["9.9.9"] = [{"upload_time_iso_8601": "2026-10-01T00:00:00Z",
+                                  "requires_python": ">=3.10", "yanked": False}]
+    index = tmp_path / "jwst.json"
+    index.write_text(json.dumps(data))
+    monkeypatch.setenv("JWENV_PYPI_URL", index.as_uri())  # urllib reads file:// URLs
+    rows = {r["version"]: r for r in json.loads(jwenv("available", "--json").stdout)}
+    assert rows["9.9.9"]["installed"] == ["9.9.9"]
+    assert rows["1.20.2"]["crds_context"] == "jwst_1464.pmap"
+    assert rows["1.20.2"]["dms_build"] == "B12.1.1"
+    assert rows["1.20.2"]["released"] == "2025-11-03"
+    assert rows["1.20.2"]["requires_python"] == ">=3.11,<3.14"
+    assert "0.15.1" not in rows and "3.1.0rc1" not in rows  # git-only / prerelease: --all
+    every = {r["version"]: r for r in json.loads(jwenv("available", "--all", "--json").stdout)}
+    assert every["0.15.1"]["source"] == "git" and every["0.15.1"]["released"] == "2020-03-10"
+    assert "jwst_1464.pmap" in jwenv("available").stdout

@@ -34,7 +34,10 @@ PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is read by grep and scripts: don't wrap tables at 80 columns.
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def _json_out(data: Any) -> None:
