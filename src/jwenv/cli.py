@@ -508,6 +508,80 @@ def compare(
     raise typer.Exit(2 if failed or len(good) < 2 else max(codes, default=0))
 
 
+# -- reprocess -----------------------------------------------------------------------
+def _split_inputs(args: list[str]) -> tuple[list[Path], list[str]]:
+    steps = [a for a in args if a.startswith("-")]
+    return [Path(a) for a in args if not a.startswith("-")], steps
+
+
+@app.command(context_settings=PASSTHROUGH,
+             options_metavar="[OPTIONS] VERSION INPUT... [--steps.STEP.PARAM=VALUE ...]")
+def reprocess(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Environment name (e.g. 1.20.2)")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Products go to "
+                      "DIR/<env>/ (default ./jwenv-runs/<time>)")] = None,
+    stages: Annotated[str | None, typer.Option(help="Stages to run, e.g. 2,3 (default: from "
+                                                    "the inputs' level to 3)")] = None,
+    force: Annotated[bool, typer.Option(help="Re-run stages whose products are "
+                                             "up to date")] = False,
+    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+    crds_context: Annotated[str | None, typer.Option()] = None,
+    do_install: Annotated[bool, typer.Option("--install")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run the pipeline chain (Detector1 → Image2 → Image3) from any level of inputs."""
+    from jwenv import reprocess as rp
+    from jwenv import runs
+
+    inputs, step_args = _split_inputs(list(ctx.args))
+    rp.split_step_args(step_args)
+    items = rp.classify(inputs)
+    wanted = rp.parse_stages(stages, items)
+    env = _get_or_install(name, do_install)
+    out_root = (output or runs.default_output_root()).absolute()
+    result = rp.reprocess(env, items, out_root, stages=wanted, step_args=step_args,
+                          force=force, context=crds_context, offline=offline,
+                          on_event=_stage_printer(as_json))
+    _finish_reprocess([result], as_json)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _stage_printer(quiet: bool) -> Any:
+    import time
+
+    from rich.markup import escape
+
+    console = _console(stderr=True)
+    t0 = time.monotonic()
+
+    def event(kind: str, detail: str) -> None:
+        if quiet:
+            return
+        mark = {"start": "…", "done": "[green]✓[/]", "skip": "[dim]=[/]",
+                "fail": "[red]✗[/]"}.get(kind, "")
+        console.print(f"{mark} {escape(detail)} [dim]{time.monotonic() - t0:.0f} s[/]")
+    return event
+
+
+def _finish_reprocess(results: list[Any], as_json: bool) -> None:
+    from jwenv import reprocess as rp
+
+    if as_json:
+        _json_out({"results": [r.to_dict() for r in results]})
+        return
+    console = _console()
+    for result in results:
+        console.print(f"[bold]{result.env}[/] → {result.output_dir}")
+        for run in result.runs:
+            for product in run.products:
+                if product.is_file():
+                    console.print(f"  {product.name}: {rp.product_summary(product)}",
+                                  markup=False)
+        if result.error:
+            console.print(f"  [red]{result.error}[/]")
+
+
 # -- demo ---------------------------------------------------------------------------
 @app.command()
 def demo(

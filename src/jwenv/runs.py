@@ -44,20 +44,27 @@ class VersionRun:
         return [ln for ln in lines if ln.strip()][-n:]
 
     def error_line(self) -> str:
-        """The one line that says why a run failed: CRDS's own message first."""
-        lines = self.log_tail(400)
-        for pattern in (r"CRDS - ERROR - +(.*)", r"^\s*(\w+(?:Error|Exception): .*)$",
-                        r"(ERROR.*)"):
-            hits = [m.group(1).strip() for ln in lines if (m := re.search(pattern, ln))]
-            if hits:
-                return hits[-1][:300]
-        return lines[-1][:300] if lines else f"exit {self.returncode}, no output"
+        return error_line(self.log, self.returncode)
 
     def to_dict(self) -> dict:
         return {"env": self.env, "jwst_version": self.jwst_version,
                 "output_dir": str(self.output_dir), "log": str(self.log),
                 "returncode": self.returncode, "seconds": round(self.seconds, 2),
                 "command": self.command, "error": None if self.ok else self.error_line()}
+
+
+def error_line(log: Path, returncode: int) -> str:
+    """The one line of a strun log that says why it failed: CRDS's own message first."""
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    for pattern in (r"CRDS - ERROR - +(.*)", r"^\s*(\w+(?:Error|Exception): .*)$",
+                    r"(ERROR.*)"):
+        hits = [m.group(1).strip() for ln in lines if (m := re.search(pattern, ln))]
+        if hits:
+            return hits[-1][:300]
+    return lines[-1][:300] if lines else f"exit {returncode}, no output"
 
 
 def default_output_root() -> Path:
