@@ -461,6 +461,10 @@ def compare(
         help="Use this context for every version instead of each one's pin")] = None,
     do_install: Annotated[bool, typer.Option("--install", help="Install missing "
                                                                "versions first")] = False,
+    reprocess_chain: Annotated[bool, typer.Option(
+        "--reprocess", help="After --, give INPUT files: run the stage 1→3 chain under each "
+                            "version and compare every level")] = False,
+    stages: Annotated[str | None, typer.Option(help="With --reprocess: stages to run")] = None,
     rtol: RtolOpt = None, atol: AtolOpt = None, quick: QuickOpt = False,
     ignore_keyword: IgnoreOpt = None, html: HtmlOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -478,8 +482,13 @@ def compare(
     names = list(ctx.args[: len(ctx.args) - len(cmd)])
     if len(names) < 2 or not cmd:
         raise BadInput("usage: jwenv compare V1 V2 [V3 ...] -- strun PIPELINE INPUT [args]")
-    envs = [_get_or_install(n, do_install) for n in names]
     out_root = (output or runs.default_output_root()).absolute()
+    if reprocess_chain:
+        _compare_chains(names, cmd, out_root, jobs=jobs, offline=offline, context=crds_context,
+                        install=do_install, stages=stages,
+                        options=_compare_options(rtol, atol, quick, ignore_keyword),
+                        html=html, as_json=as_json)
+    envs = [_get_or_install(n, do_install) for n in names]
     console = _console(stderr=True)
 
     def event(kind: str, env_name: str) -> None:
@@ -544,7 +553,10 @@ def reprocess(
                           force=force, context=crds_context, offline=offline,
                           on_event=_stage_printer(as_json))
     _finish_reprocess([result], as_json)
-    raise typer.Exit(0 if result.ok else 1)
+    if not result.ok:
+        from jwenv.errors import JwenvError
+
+        raise JwenvError(result.error)
 
 
 def _stage_printer(quiet: bool) -> Any:
@@ -578,8 +590,33 @@ def _finish_reprocess(results: list[Any], as_json: bool) -> None:
                 if product.is_file():
                     console.print(f"  {product.name}: {rp.product_summary(product)}",
                                   markup=False)
-        if result.error:
-            console.print(f"  [red]{result.error}[/]")
+
+
+
+def _compare_chains(names: list[str], args: list[str], out_root: Path, *, jobs: int,
+                    offline: bool | None, context: str | None, install: bool,
+                    stages: str | None, options: dict[str, Any], html: Path | None,
+                    as_json: bool) -> None:
+    from jwenv import compare as cmp
+    from jwenv import reprocess as rp
+
+    inputs, step_args = _split_inputs(args)
+    rp.split_step_args(step_args)
+    items = rp.classify(inputs)
+    wanted = rp.parse_stages(stages, items)
+    envs = [_get_or_install(n, install) for n in names]
+    results = rp.reprocess_across(envs, items, out_root, jobs=jobs, stages=wanted,
+                                  step_args=step_args, context=context, offline=offline,
+                                  on_event=_stage_printer(as_json))
+    good = [r for r in results if r.ok]
+    comparisons = [cmp.compare_paths(good[0].output_dir, other.output_dir, **options)
+                   for other in good[1:]]
+    if not as_json:
+        _finish_reprocess(results, False)
+    _show_comparisons(comparisons, html, as_json, runs=results)
+    failed = len(good) < len(results)
+    raise typer.Exit(2 if failed or len(good) < 2
+                     else max((c.exit_code() for c in comparisons), default=0))
 
 
 # -- demo ---------------------------------------------------------------------------

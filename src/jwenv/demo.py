@@ -55,11 +55,18 @@ class Program:
                 "CRDS_CONTEXT": self.context}
 
 
-def generate(env: Env, out: Path, *, size: int = 64, extra: list[str] | None = None) -> Program:
-    """Run the offline generator with the environment's own Python."""
+def generate(env: Env, out: Path, *, program: bool = False, size: int | None = None) -> Program:
+    """Run the offline generator with the environment's own Python.
+
+    `program=True` makes the three-exposure program for the stage 1→3 chain;
+    otherwise one small exposure for Detector1.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [str(env.python), str(offline.SCRIPT), "--out", str(out), "--size", str(size),
-           *(extra or [])]
+    cmd = [str(env.python), str(offline.SCRIPT), "--out", str(out)]
+    if program:
+        cmd.append("--program")
+    if size is not None:
+        cmd += ["--size", str(size)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
                           env=env.environ(offline=True))
     lines = proc.stdout.strip().splitlines()
@@ -108,7 +115,7 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
     t0 = time.monotonic()
     notify("phase", f"generating the exposure and a local CRDS context with jwst "
                     f"{oldest.manifest.jwst_version}")
-    program = generate(oldest, out / "program")
+    program = generate(oldest, out / "program", size=64)
     timings["generate"] = time.monotonic() - t0
     t0 = time.monotonic()
     notify("phase", f"running {PIPELINE.rsplit('.', 1)[1]} under "

@@ -159,10 +159,10 @@ def parse_stages(value: str | None, inputs: list[Input]) -> list[int]:
         raise BadInput(f"--stages {value!r}: give stage numbers like 1,2,3") from None
     if not stages or any(s not in (1, 2, 3) for s in stages):
         raise BadInput(f"--stages {value!r}: stages are 1, 2 and 3")
-    if stages[0] < first:
-        raise BadInput(f"--stages {value!r}: the inputs start at stage {first}")
     if stages != list(range(stages[0], stages[-1] + 1)):
         raise BadInput(f"--stages {value!r}: stages must be consecutive")
+    if stages[0] < first:
+        raise BadInput(f"--stages {value!r}: the inputs start at stage {first}")
     return stages
 
 
@@ -337,3 +337,14 @@ def product_summary(path: Path) -> str:
                     + f", {100 * (1 - finite.mean()):.1f}% NaN")
     except (OSError, KeyError, ValueError, TypeError) as exc:
         return f"unreadable ({type(exc).__name__})"
+
+
+def reprocess_across(envs: Sequence[Env], inputs: list[Input], out_root: Path, *,
+                     jobs: int = 1, **kwargs: Any) -> list[Result]:
+    """The same chain under several environments (each into out_root/<env>/)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len({e.name for e in envs}) != len(envs):
+        raise BadInput("the same environment is named twice")
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda env: reprocess(env, inputs, out_root, **kwargs), envs))

@@ -63,8 +63,8 @@ def error_line(log: Path, returncode: int) -> str:
                     r"(ERROR.*)"):
         hits = [m.group(1).strip() for ln in lines if (m := re.search(pattern, ln))]
         if hits:
-            return hits[-1][:300]
-    return lines[-1][:300] if lines else f"exit {returncode}, no output"
+            return " ".join(hits[-1].split())[:300]
+    return " ".join(lines[-1].split())[:300] if lines else f"exit {returncode}, no output"
 
 
 def default_output_root() -> Path:
