@@ -82,6 +82,22 @@ def generate(env: Env, out: Path, *, program: bool = False, size: int | None = N
                    skipped_steps=list(report.get("skipped_steps", [])), report=report)
 
 
+def prepare(envs: list[Env], out: Path, *, program: bool = False,
+            size: int | None = None) -> Program:
+    """Inputs every env can read: made by the oldest, mappings topped up by the others."""
+    ordered = sorted(envs, key=lambda e: Version(e.manifest.jwst_version))
+    made = generate(ordered[0], out, program=program, size=size)
+    for env in ordered[1:]:
+        proc = subprocess.run([str(env.python), str(offline.SCRIPT), "--out", str(out),
+                               "--extend"], capture_output=True, text=True, check=False,
+                              env=env.environ(offline=True))
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise JwenvError(f"jwst {env.manifest.jwst_version} could not extend the local "
+                             f"CRDS mappings: {last}")
+    return made
+
+
 @dataclass
 class DemoResult:
     root: Path
@@ -115,7 +131,7 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
     t0 = time.monotonic()
     notify("phase", f"generating the exposure and a local CRDS context with jwst "
                     f"{oldest.manifest.jwst_version}")
-    program = generate(oldest, out / "program", size=64)
+    program = prepare(envs, out / "program", size=64)
     timings["generate"] = time.monotonic() - t0
     t0 = time.monotonic()
     notify("phase", f"running {PIPELINE.rsplit('.', 1)[1]} under "

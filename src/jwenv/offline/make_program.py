@@ -1,0 +1,842 @@
+#!/usr/bin/env python
+"""Make a synthetic NIRCam program and a local CRDS cache that serves it offline.
+
+Standalone on purpose: it runs under a *managed* environment's own interpreter, so
+the reference files and the exposure are written by the release's own datamodels
+(files written by a newer stdatamodels may not load in an older release). It imports
+only what every jwst environment has: jwst, stdatamodels (or jwst.datamodels), crds,
+numpy, astropy.
+
+    <env>/bin/python make_program.py --out DIR [--size 64] [--seed 0] [--program]
+
+writes ``DIR/crds`` (server_config, a hand-made ``jwst_9000.pmap`` → NIRCam ``.imap`` →
+``.rmap`` chain, synthetic ``references/jwst/nircam/*.fits``) and ``DIR/data/*_uncal.fits``,
+then prints one JSON object as the last line of stdout. Run the pipeline with::
+
+    CRDS_SERVER_URL=https://jwst-serverless-mode.stsci.edu CRDS_PATH=DIR/crds \
+    CRDS_CONTEXT=jwst_9000.pmap CRDS_IGNORE_MAPPING_CHECKSUM=1 \
+    strun jwst.pipeline.Detector1Pipeline <uncal> --output_dir OUT <strun_args>
+
+With ``--program`` it writes instead a full NIRCam imaging program for Detector1 → Image2 →
+Image3: two dithered 400×400 star-field exposures (the second with a pointing error in its
+header), one star-free background exposure, ``truth.ecsv`` (RA/Dec of every injected star),
+image2/image3 association files, and the stage-2/3 references (distortion, filteroffset,
+flat, photom, area, apcorr, abvegaoffset). The JSON then also lists ``stages``: the strun
+calls to make, in order, from ``workdir`` (association members are relative names).
+
+Step-parameter references (``pars-*``) are mapped to ``'N/A'`` in the imap, so runs work
+with or without ``--disable-crds-steppars``; the code defaults of the release apply.
+Mapping checksums are written correctly, so CRDS_IGNORE_MAPPING_CHECKSUM is belt and braces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import pprint
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+try:  # releases >= 1.9
+    from stdatamodels.jwst import datamodels as dm
+except ImportError:  # releases <= 1.8
+    from jwst import datamodels as dm  # type: ignore[no-redef]
+
+CONTEXT_SERIAL = "9000"  # far above any real jwst_NNNN.pmap, still matches CRDS's name regex
+CONTEXT = f"jwst_{CONTEXT_SERIAL}.pmap"
+USEAFTER = "2022-01-01T00:00:00"
+DATE_PARKEYS = ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")
+# Tree-only models are ASDF files whatever the crds spec's default extension says.
+ASDF_TYPES = {"distortion": ".asdf", "filteroffset": ".asdf", "abvegaoffset": ".asdf"}
+
+# NIRCam short-wave detector B1 imaging in F200W; real subarray names for each size.
+INSTRUMENT = {"name": "NIRCAM", "detector": "NRCB1", "channel": "SHORT", "module": "B",
+              "filter": "F200W", "pupil": "CLEAR"}
+SUBARRAYS = {64: "SUB64P", 160: "SUB160P", 400: "SUB400P", 2048: "FULL"}
+NGROUPS = 5
+BIAS = 12000.0        # DN
+GAIN = 2.05           # e-/DN
+READNOISE = 6.0       # DN per read
+NONLIN = 2.0e-6       # measured = true - NONLIN * true**2 (DN)
+SATURATION = 60000.0  # DN, raw
+IPC_NEIGHBOUR = 0.006
+PSF_SIGMA = 0.9       # pixels; NIRCam SW F200W FWHM ~2.1 px
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _dq(name: str) -> int:
+    """DQ bit values from the release itself (the names are stable)."""
+    try:
+        from stdatamodels.jwst.datamodels import dqflags
+    except ImportError:
+        from jwst.datamodels import dqflags  # type: ignore[no-redef]
+    return int(dqflags.pixel[name])
+
+
+def frame_time(size: int) -> float:
+    """NIRCam frame time for a one-output subarray (10 µs per pixel, 12 extra columns)."""
+    if size >= 2048:
+        return 10.73677
+    return (size + 12) * (size + 1) * 10e-6
+
+
+def _quiet_save(model: Any, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(str(path))
+    model.close()
+
+
+def _set(node: Any, **values: Any) -> None:
+    for key, value in values.items():
+        setattr(node, key, value)
+
+
+def crds_filekinds() -> dict[str, dict[str, Any]]:
+    """NIRCam type specs (parkeys, suffix, extension) shipped with the installed crds."""
+    try:
+        from crds.core import reftypes
+
+        defs = reftypes.get_types_object("jwst").unified_defs["nircam"]
+        return {kind.lower(): dict(spec) for kind, spec in defs.items()}
+    except Exception:  # older crds layouts: read the combined specs file directly
+        import crds
+
+        specs = Path(crds.__file__).parent / "jwst" / "specs" / "combined_specs.json"
+        defs = json.loads(specs.read_text())["nircam"]
+        return {kind.lower(): spec for kind, spec in defs.items()}
+
+
+def pipeline_reftypes(names: list[str]) -> tuple[dict[str, list[str]], set[str]]:
+    """Reference types each step of the given pipelines declares in this release, and the
+    ``pars-<class>`` types stpipe asks CRDS for (mapped to N/A so CRDS logs no errors)."""
+    import importlib
+
+    out: dict[str, list[str]] = {}
+    pars: set[str] = set()
+    for name in names:
+        module, cls_name = name.rsplit(".", 1)
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError):
+            continue
+        pars.add(f"pars-{cls.__name__.lower()}")
+        for step_name, step_cls in getattr(cls, "step_defs", {}).items():
+            pars.add(f"pars-{step_cls.__name__.lower()}")
+            types = list(getattr(step_cls, "reference_file_types", []) or [])
+            out.setdefault(step_name, [])
+            out[step_name] += [t for t in types if t not in out[step_name]]
+    return out, pars
+
+
+# ----------------------------------------------------------------------------- exposure
+
+class Scene:
+    """What the sky and the detector do; one object so data and references agree."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.subarray = SUBARRAYS[size]
+        self.rng = np.random.default_rng(seed)
+        self.tframe = frame_time(size)
+        self.tgroup = self.tframe  # RAPID: nframes=1, groupgap=0
+        yy, xx = np.mgrid[0:size, 0:size]
+        rng = self.rng
+        self.superbias = (BIAS + rng.normal(0, 150, (size, size))).astype(np.float32)
+        self.darkrate = np.abs(rng.normal(0.005, 0.002, (size, size))).astype(np.float32)
+        n_hot = max(2, size * size // 1000)
+        hot = (rng.integers(4, size, n_hot), rng.integers(4, size, n_hot))
+        self.darkrate[hot] = rng.uniform(20.0, 80.0, n_hot)  # DN/s, removed by the dark step
+        self.gain = np.full((size, size), GAIN, np.float32)
+        self.readnoise = np.full((size, size), READNOISE, np.float32)
+        self.mask = np.zeros((size, size), np.uint32)
+        refpix = (xx < 4) | (yy < 4)  # subarray starts at (1, 1): 4 reference rows/columns
+        if size >= 2048:
+            refpix |= (xx >= 2044) | (yy >= 2044)
+        self.refpix = refpix
+        self.mask[refpix] = _dq("REFERENCE_PIXEL") | _dq("DO_NOT_USE")
+        dead = (rng.integers(4, size, 2), rng.integers(4, size, 2))
+        self.mask[dead] = _dq("DEAD") | _dq("DO_NOT_USE")
+        self.dead = dead
+        self.flat = np.ones((size, size), np.float32)  # pixel response; structured in --program
+
+    def rate(self, sky: float, sources: list[tuple[float, float, float]]) -> np.ndarray:
+        """Sky + Gaussian point sources (total DN/s each), convolved with the IPC kernel."""
+        size = self.size
+        yy, xx = np.mgrid[0:size, 0:size].astype(float)
+        img = np.full((size, size), sky, float)
+        norm = 1.0 / (2 * np.pi * PSF_SIGMA**2)
+        for x, y, flux in sources:
+            r2 = (xx - x) ** 2 + (yy - y) ** 2
+            img += flux * norm * np.exp(-0.5 * r2 / PSF_SIGMA**2)
+        ipc = img * (1 - 4 * IPC_NEIGHBOUR)
+        for axis in (0, 1):
+            for shift in (-1, 1):
+                ipc += IPC_NEIGHBOUR * np.roll(img, shift, axis=axis)
+        ipc *= self.flat
+        ipc[self.refpix] = 0.0
+        return ipc
+
+    def ramp(self, rate: np.ndarray) -> np.ndarray:
+        """Raw uint16 ramp (1, NGROUPS, ny, nx): bias + non-linear signal + dark + noise."""
+        rng = self.rng
+        size = self.size
+        electrons = rng.poisson(np.clip(rate, 0, None)[None] * self.tgroup * GAIN,
+                                (NGROUPS, size, size))
+        signal = np.cumsum(electrons, axis=0) / GAIN
+        signal -= NONLIN * signal**2
+        times = self.tgroup * np.arange(1, NGROUPS + 1)
+        dark = self.darkrate[None] * times[:, None, None]
+        dark[:, self.refpix] = 0.0
+        raw = self.superbias[None] + signal + dark
+        raw += rng.normal(0, READNOISE, raw.shape)
+        raw[:, self.dead[0], self.dead[1]] = BIAS  # dead pixels do not integrate
+        return np.clip(np.round(raw), 0, 65535).astype(np.uint16)[None]
+
+
+def _exposure_meta(model: Any, scene: Scene, *, obs: dict[str, Any]) -> None:
+    """Everything Detector1 (and, with wcsinfo, stages 2-3) reads from the header."""
+    size = scene.size
+    meta = model.meta
+    start = obs["start"]
+    duration = NGROUPS * scene.tgroup + scene.tframe
+    mjd0 = (start - _dt.datetime(1858, 11, 17)).total_seconds() / 86400.0
+    _set(meta, telescope="JWST", filename=obs["filename"], origin="STScI",
+         data_processing_software_version="synthetic", model_type=type(model).__name__)
+    _set(meta.instrument, **INSTRUMENT)
+    _set(meta.observation, date=start.strftime("%Y-%m-%d"),
+         time=start.strftime("%H:%M:%S.%f")[:12], program_number=obs["program"],
+         observation_number=obs["observation"], visit_number=obs["visit"],
+         visit_group="01", sequence_id="1", activity_id=obs["activity"],
+         exposure_number=obs["exposure"], obs_id=obs["obs_id"],
+         visit_id=obs["visit_id"])
+    with contextlib.suppress(Exception):
+        meta.observation.date_beg = start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+    _set(meta.exposure, type="NRC_IMAGE", readpatt="RAPID", nints=1, ngroups=NGROUPS,
+         nframes=1, groupgap=0, nresets_at_start=1, nresets_between_ints=1,
+         frame_time=scene.tframe, group_time=scene.tgroup, sample_time=10,
+         integration_time=NGROUPS * scene.tgroup, exposure_time=NGROUPS * scene.tgroup,
+         effective_exposure_time=(NGROUPS - 1) * scene.tgroup, duration=duration,
+         elapsed_exposure_time=duration, measurement_time=(NGROUPS - 1) * scene.tgroup,
+         start_time=mjd0, mid_time=mjd0 + duration / 2 / 86400, end_time=mjd0 + duration / 86400,
+         drop_frames1=0, drop_frames3=0, integration_start=1, integration_end=1,
+         zero_frame=False, data_problem=False, noutputs=1, primary_type="NONE",
+         nexposures=1, frame_divisor=1)
+    _set(meta.subarray, name=scene.subarray, xstart=1, ystart=1, xsize=size, ysize=size,
+         fastaxis=-1, slowaxis=2)
+    _set(meta.visit, tsovisit=False, type="PRIME_TARGETED_FIXED", engineering_quality="OK")
+    _set(meta.target, catalog_name="SYNTHETIC-FIELD", proposer_name="synthetic field",
+         ra=obs["ra"], dec=obs["dec"], type="FIXED")
+    _set(meta.dither, primary_type="NONE", position_number=obs["dither"], total_points=1)
+
+
+def make_uncal(scene: Scene, path: Path, obs: dict[str, Any],
+               sources: list[tuple[float, float, float]], sky: float) -> Path:
+    """Write one synthetic uncal exposure with the release's Level1bModel."""
+    model_cls = getattr(dm, "Level1bModel", None) or dm.RampModel
+    raw = scene.ramp(scene.rate(sky, sources))
+    model = model_cls(data=raw)
+    _exposure_meta(model, scene, obs=obs)
+    _quiet_save(model, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- references
+
+def _ref_meta(model: Any, scene: Scene, reftype: str, description: str) -> None:
+    meta = model.meta
+    _set(meta, reftype=reftype.upper(), description=description, telescope="JWST",
+         author="jwenv make_program.py (synthetic)", pedigree="DUMMY",
+         useafter=USEAFTER)
+    _set(meta.instrument, **{k: v for k, v in INSTRUMENT.items()})
+    # Not every reference schema has every node: set what the model accepts.
+    for node, values in (("exposure", {"type": "NRC_IMAGE", "readpatt": "ANY", "nframes": 1,
+                                       "groupgap": 0}),
+                         ("subarray", {"name": scene.subarray, "xstart": 1, "ystart": 1,
+                                       "xsize": scene.size, "ysize": scene.size,
+                                       "fastaxis": -1, "slowaxis": 2})):
+        for key, value in values.items():
+            with contextlib.suppress(Exception):
+                setattr(getattr(meta, node), key, value)
+
+
+def ref_mask(s: Scene) -> Any:
+    return dm.MaskModel(dq=s.mask.copy())
+
+
+def ref_saturation(s: Scene) -> Any:
+    return dm.SaturationModel(data=np.full((s.size, s.size), SATURATION, np.float32),
+                              dq=np.zeros((s.size, s.size), np.uint32))
+
+
+def ref_superbias(s: Scene) -> Any:
+    return dm.SuperBiasModel(data=s.superbias.copy(),
+                             err=np.full((s.size, s.size), 1.0, np.float32),
+                             dq=np.zeros((s.size, s.size), np.uint32))
+
+
+def ref_linearity(s: Scene) -> Any:
+    """Inverse of the injected quadratic to third order: true ~ m + a m^2 + 2 a^2 m^3."""
+    coeffs = np.zeros((4, s.size, s.size), np.float32)
+    coeffs[1] = 1.0
+    coeffs[2] = NONLIN
+    coeffs[3] = 2 * NONLIN**2
+    return dm.LinearityModel(coeffs=coeffs, dq=np.zeros((s.size, s.size), np.uint32))
+
+
+def ref_dark(s: Scene) -> Any:
+    nframes = 2 * NGROUPS
+    times = s.tframe * np.arange(1, nframes + 1)
+    data = (s.darkrate[None] * times[:, None, None]).astype(np.float32)
+    data[:, s.refpix] = 0.0
+    model = dm.DarkModel(data=data, err=np.full(data.shape, 0.5, np.float32),
+                         dq=np.zeros((s.size, s.size), np.uint32))
+    model.meta.exposure.ngroups = nframes
+    with contextlib.suppress(Exception):  # scalar e-/s: some releases reject the 2-D form
+        model.meta.exposure.average_dark_current = float(np.median(s.darkrate) * GAIN)
+    return model
+
+
+def ref_readnoise(s: Scene) -> Any:
+    return dm.ReadnoiseModel(data=s.readnoise.copy())
+
+
+def ref_gain(s: Scene) -> Any:
+    return dm.GainModel(data=s.gain.copy())
+
+
+def ref_ipc(s: Scene) -> Any:
+    kernel = np.zeros((3, 3), np.float32)
+    kernel[1, 1] = 1 - 4 * IPC_NEIGHBOUR
+    kernel[0, 1] = kernel[2, 1] = kernel[1, 0] = kernel[1, 2] = IPC_NEIGHBOUR
+    return dm.IPCModel(data=kernel)
+
+
+def ref_persat(s: Scene) -> Any:
+    return dm.PersistenceSatModel(data=np.full((s.size, s.size), 50000.0, np.float32),
+                                  dq=np.zeros((s.size, s.size), np.uint32))
+
+
+def ref_trapdensity(s: Scene) -> Any:
+    return dm.TrapDensityModel(data=np.full((s.size, s.size), 1.0, np.float32),
+                               dq=np.zeros((s.size, s.size), np.uint32))
+
+
+def ref_trappars(s: Scene) -> Any:
+    table = np.array([(1.0e-3, -1.0e-3, 0.0, -1.0e-3), (5.0e-4, -1.0e-3, 0.0, -1.0e-4),
+                      (2.0e-4, -1.0e-3, 0.0, -1.0e-5)],
+                     dtype=[("capture0", "f8"), ("capture1", "f8"), ("capture2", "f8"),
+                            ("decay_param", "f8")])
+    return dm.TrapParsModel(trappars_table=table)
+
+
+DETECTOR1_REFS: dict[str, tuple[Callable[[Scene], Any], str]] = {
+    "mask": (ref_mask, "Bad pixel mask: reference pixels and two dead pixels"),
+    "saturation": (ref_saturation, "Flat 60000 DN saturation"),
+    "superbias": (ref_superbias, "Bias level with pixel-to-pixel structure"),
+    "linearity": (ref_linearity, "Inverse of the injected quadratic non-linearity"),
+    "dark": (ref_dark, "Dark current with hot pixels, RAPID frames"),
+    "readnoise": (ref_readnoise, "Uniform read noise"),
+    "gain": (ref_gain, "Uniform gain"),
+    "ipc": (ref_ipc, "3x3 IPC kernel matching the injected coupling"),
+    "persat": (ref_persat, "Persistence saturation"),
+    "trapdensity": (ref_trapdensity, "Uniform trap density"),
+    "trappars": (ref_trappars, "Three trap families"),
+}
+
+
+# ----------------------------------------------------------------------------- CRDS cache
+
+def _mapping_text(header: dict[str, Any], selector: str) -> str:
+    """Mapping file text with a correct sha1sum (computed as crds does: skip that line)."""
+    def render(hdr: dict[str, Any]) -> str:
+        lines = ["header = {"]
+        lines += [f"    {key!r} : {hdr[key]!r}," for key in sorted(hdr)]
+        lines.append("}")
+        return "\n".join(lines) + "\n\nselector = " + selector + "\n"
+
+    header = dict(header, sha1sum="0")
+    body = "".join(line for line in render(header).splitlines(True) if "sha1sum" not in line)
+    header["sha1sum"] = hashlib.sha1(body.encode("utf-8")).hexdigest()
+    return render(header)
+
+
+def _match_value(params: dict[str, Any], key: str) -> str:
+    value = params.get(key.lower(), params.get(key))
+    if value is None or value == "" or (isinstance(value, str) and value.upper() == "UNDEFINED"):
+        return "N/A"  # CRDS: not applicable, matches anything
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    return str(value).upper()
+
+
+def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any], params: dict[str, Any],
+               filename: str) -> str:
+    """One rmap: the installed crds's parkeys for `kind`, one Match row, one UseAfter date."""
+    parkey = [tuple(p) for p in spec.get("parkey", ((),))]
+    match_keys = parkey[0] if parkey else ()
+    date_keys = parkey[1] if len(parkey) > 1 and parkey[1] else DATE_PARKEYS
+    name = f"jwst_nircam_{kind}_{CONTEXT_SERIAL}.rmap"
+    header = {
+        "classes": ("Match", "UseAfter"),
+        "derived_from": "jwenv make_program.py (synthetic)",
+        "file_ext": spec.get("file_ext", ".fits"),
+        "filekind": kind.upper(),
+        "filetype": str(spec.get("filetype", kind)).upper(),
+        "instrument": "NIRCAM",
+        "mapping": "REFERENCE",
+        "name": name,
+        "observatory": "JWST",
+        "parkey": (tuple(match_keys), tuple(date_keys)),
+        "suffix": spec.get("suffix", kind),
+        "text_descr": spec.get("text_descr", kind),
+    }
+    date = USEAFTER.replace("T", " ")
+    use_after = f"UseAfter({{\n        {date!r} : {filename!r},\n    }})"
+    if match_keys:
+        row = tuple(_match_value(params, key) for key in match_keys)
+        selector = f"Match({{\n    {row!r} : {use_after},\n}})"
+    else:  # types selected by date only (e.g. abvegaoffset)
+        header.update(classes=("UseAfter",), parkey=(tuple(date_keys),))
+        selector = use_after.replace("\n    ", "\n")
+    (mapdir / name).write_text(_mapping_text(header, selector))
+    return name
+
+
+def write_crds_cache(crds_path: Path, scene: Scene, params: dict[str, Any],
+                     builders: dict[str, tuple[Callable[[Scene], Any], str]],
+                     extra_kinds: set[str]) -> list[str]:
+    """References, rmaps, imap, pmap and server_config; returns the generated reftypes."""
+    refdir = crds_path / "references" / "jwst" / "nircam"
+    mapdir = crds_path / "mappings" / "jwst"
+    cfgdir = crds_path / "config" / "jwst"
+    for d in (refdir, mapdir, cfgdir):
+        d.mkdir(parents=True, exist_ok=True)
+    specs = crds_filekinds()
+    selections: dict[str, str] = {}
+    for kind, (build, description) in builders.items():
+        spec = specs.get(kind, {"parkey": (("META.INSTRUMENT.DETECTOR",), DATE_PARKEYS)})
+        ext = ASDF_TYPES.get(kind, spec.get("file_ext", ".fits"))
+        spec = dict(spec, file_ext=ext)
+        filename = f"jwst_nircam_{kind}_{CONTEXT_SERIAL}{ext}"
+        model = build(scene)
+        _ref_meta(model, scene, kind, description)
+        _quiet_save(model, refdir / filename)
+        selections[kind] = write_rmap(mapdir, kind, spec, params, filename)
+    for kind in sorted((set(specs) | extra_kinds) - set(selections)):
+        selections[kind] = "N/A"
+    imap = f"jwst_nircam_{CONTEXT_SERIAL}.imap"
+    imap_header = {"instrument": "NIRCAM", "mapping": "INSTRUMENT", "name": imap,
+                   "observatory": "JWST", "parkey": ("REFTYPE",),
+                   "derived_from": "jwenv make_program.py (synthetic)"}
+    body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items())) + "}"
+    (mapdir / imap).write_text(_mapping_text(imap_header, body))
+    pmap_header = {"mapping": "PIPELINE", "name": CONTEXT, "observatory": "JWST",
+                   "parkey": ("META.INSTRUMENT.NAME",),
+                   "derived_from": "jwenv make_program.py (synthetic)"}
+    (mapdir / CONTEXT).write_text(_mapping_text(pmap_header, f"{{\n    'NIRCAM' : {imap!r},\n}}"))
+    mappings = sorted([CONTEXT, imap] + [v for v in selections.values() if v != "N/A"])
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    server_config = {
+        "observatory": "jwst",
+        "operational_context": CONTEXT,
+        "edit_context": CONTEXT,
+        "versions_context": CONTEXT,
+        "jwst_build_contexts": {},
+        "mappings": mappings,
+        "bad_files": "",
+        "bad_files_list": [],
+        "force_remote_mode": False,
+        "effective_mode": "local",
+        "last_synced": now,
+        "crds_version": {"str": "synthetic"},
+        "reference_url": "file://" + str(crds_path / "references"),
+        "mapping_url": "file://" + str(crds_path / "mappings"),
+        "download_metadata": "",
+    }
+    (cfgdir / "server_config").write_text(pprint.pformat(server_config) + "\n")
+    return sorted(k for k, v in selections.items() if v != "N/A")
+
+
+# ----------------------------------------------------------------------------- full program
+
+PIXEL_SCALE = 0.0311  # arcsec/pixel, NIRCam short wave
+APERTURE = {"v2_ref": 120.6714, "v3_ref": -527.3877, "v3yangle": -0.5, "vparity": -1}
+PHOTMJSR = 0.25       # MJy/sr per DN/s
+PIXAR_SR = (PIXEL_SCALE / 206264.80624709636) ** 2
+VA_SCALE = 1.00002    # differential velocity aberration: a realistic, tiny plate scale change
+
+
+def distortion_model(scene: Scene) -> Any:
+    """Linear full-frame pixel -> V2/V3 (arcsec) model: the aperture's SIAF ideal frame.
+
+    The reference pixel is the subarray centre (where wcsinfo's v2_ref/v3_ref point)."""
+    from astropy.modeling import models
+
+    ref = (scene.size - 1) / 2.0  # full-frame 0-based, subarray starts at (1, 1)
+    theta = np.deg2rad(APERTURE["v3yangle"])
+    par = APERTURE["vparity"]
+    matrix = PIXEL_SCALE * np.array([[par * np.cos(theta), np.sin(theta)],
+                                     [-par * np.sin(theta), np.cos(theta)]])
+    affine = models.AffineTransformation2D(
+        matrix=matrix, translation=[APERTURE["v2_ref"], APERTURE["v3_ref"]])
+    return models.Shift(-ref) & models.Shift(-ref) | affine
+
+
+def _wcs_model(scene: Scene, ra: float, dec: float, roll: float) -> Any:
+    """A bare ImageModel carrying the pointing, for jwst's own v23tosky."""
+    model = dm.ImageModel((scene.size, scene.size))
+    _set(model.meta.wcsinfo, ra_ref=ra, dec_ref=dec, roll_ref=roll,
+         v2_ref=APERTURE["v2_ref"], v3_ref=APERTURE["v3_ref"],
+         v3yangle=APERTURE["v3yangle"], vparity=APERTURE["vparity"])
+    return model
+
+
+def sky_transform(scene: Scene, ra: float, dec: float, roll: float) -> Any:
+    """Subarray pixel (0-based) -> (RA, Dec), built like assign_wcs builds NIRCam imaging."""
+    from astropy.modeling import models
+    from jwst.assign_wcs import pointing
+
+    wcs_model = _wcs_model(scene, ra, dec, roll)
+    tel2sky = pointing.v23tosky(wcs_model)
+    va = pointing.dva_corr_model(va_scale=VA_SCALE, v2_ref=APERTURE["v2_ref"],
+                                 v3_ref=APERTURE["v3_ref"])
+    wcs_model.close()
+    return models.Shift(0) & models.Shift(0) | distortion_model(scene) | va | tel2sky
+
+
+def _set_pointing(model: Any, scene: Scene, ra: float, dec: float, roll: float) -> None:
+    """wcsinfo, pointing, velocity aberration: the header a real exposure would have."""
+    transform = sky_transform(scene, ra, dec, roll)
+    ref = (scene.size - 1) / 2.0
+    # Local CD matrix from the transform itself (deg/pixel, tangent-plane approximation).
+    ra0, dec0 = transform(ref, ref)
+    cd = np.zeros((2, 2))
+    for j, (dx, dy) in enumerate(((1.0, 0.0), (0.0, 1.0))):
+        ra1, dec1 = transform(ref + dx, ref + dy)
+        cd[0, j] = ((ra1 - ra0 + 180) % 360 - 180) * np.cos(np.deg2rad(dec0))
+        cd[1, j] = dec1 - dec0
+    cdelt = PIXEL_SCALE / 3600.0
+    pc = cd / cdelt
+    from jwst.assign_wcs import pointing
+
+    wcs_model = _wcs_model(scene, ra, dec, roll)
+    ra_v1, dec_v1 = pointing.v23tosky(wcs_model)(0.0, 0.0)
+    wcs_model.close()
+    _set(model.meta.wcsinfo, wcsaxes=2, ctype1="RA---TAN", ctype2="DEC--TAN", cunit1="deg",
+         cunit2="deg", crpix1=ref + 1, crpix2=ref + 1, crval1=float(ra0), crval2=float(dec0),
+         cdelt1=cdelt, cdelt2=cdelt, pc1_1=float(pc[0, 0]), pc1_2=float(pc[0, 1]),
+         pc2_1=float(pc[1, 0]), pc2_2=float(pc[1, 1]), ra_ref=ra, dec_ref=dec,
+         roll_ref=roll, v2_ref=APERTURE["v2_ref"], v3_ref=APERTURE["v3_ref"],
+         v3yangle=APERTURE["v3yangle"], vparity=APERTURE["vparity"],
+         siaf_xref_sci=ref + 1, siaf_yref_sci=ref + 1, velosys=0.0)
+    with contextlib.suppress(Exception):
+        model.meta.wcsinfo.aperture_name = f"NRCB1_{scene.subarray}"
+    with contextlib.suppress(Exception):
+        model.meta.aperture.name = f"NRCB1_{scene.subarray}"
+    _set(model.meta.pointing, ra_v1=float(ra_v1), dec_v1=float(dec_v1), pa_v3=roll)
+    _set(model.meta.velocity_aberration, scale_factor=VA_SCALE, va_ra_ref=ra, va_dec_ref=dec)
+    with contextlib.suppress(Exception):
+        model.meta.photometry.pixelarea_steradians = PIXAR_SR
+        model.meta.photometry.pixelarea_arcsecsq = PIXEL_SCALE**2
+
+
+def ref_distortion(s: Scene) -> Any:
+    import astropy.units as u
+
+    model = dm.DistortionModel(model=distortion_model(s))
+    model.meta.input_units = u.pix
+    model.meta.output_units = u.arcsec
+    with contextlib.suppress(Exception):
+        model.meta.instrument.p_pupil = "ANY|"
+        model.meta.exposure.p_exptype = "NRC_IMAGE|NRC_TSIMAGE|NRC_FLAT|NRC_LED|NRC_WFSC|"
+    return model
+
+
+def ref_filteroffset(s: Scene) -> Any:
+    model = dm.FilteroffsetModel()
+    model.filters = [{"filter": INSTRUMENT["filter"], "pupil": INSTRUMENT["pupil"],
+                      "column_offset": 0.0, "row_offset": 0.0}]
+    return model
+
+
+def ref_flat(s: Scene) -> Any:
+    return dm.FlatModel(data=s.flat.copy(), err=np.full(s.flat.shape, 0.005, np.float32),
+                        dq=np.zeros(s.flat.shape, np.uint32))
+
+
+def ref_photom(s: Scene) -> Any:
+    table = np.array([(INSTRUMENT["filter"], INSTRUMENT["pupil"], PHOTMJSR, 0.005),
+                      ("F150W", "CLEAR", 0.3, 0.005)],
+                     dtype=[("filter", "S12"), ("pupil", "S12"), ("photmjsr", "f4"),
+                            ("uncertainty", "f4")])
+    model = dm.NrcImgPhotomModel(phot_table=table)
+    model.meta.photometry.pixelarea_steradians = PIXAR_SR
+    model.meta.photometry.pixelarea_arcsecsq = PIXEL_SCALE**2
+    return model
+
+
+def ref_area(s: Scene) -> Any:
+    model = dm.PixelAreaModel(data=np.ones((s.size, s.size), np.float32))
+    model.meta.photometry.pixelarea_steradians = PIXAR_SR
+    model.meta.photometry.pixelarea_arcsecsq = PIXEL_SCALE**2
+    return model
+
+
+def ref_apcorr(s: Scene) -> Any:
+    """Encircled energy of the injected Gaussian PSF: r(ee) = sigma * sqrt(-2 ln(1 - ee))."""
+    rows = []
+    for ee in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85):
+        radius = PSF_SIGMA * np.sqrt(-2 * np.log(1 - ee))
+        rows.append((INSTRUMENT["filter"], INSTRUMENT["pupil"], ee, radius, 1 / ee, 8.0, 12.0))
+    table = np.array(rows, dtype=[("filter", "S12"), ("pupil", "S15"), ("eefraction", "f4"),
+                                  ("radius", "f4"), ("apcorr", "f4"), ("skyin", "f4"),
+                                  ("skyout", "f4")])
+    return dm.NrcImgApcorrModel(apcorr_table=table)
+
+
+def ref_abvegaoffset(s: Scene) -> Any:
+    from astropy.table import Table
+
+    table = Table({"filter": [INSTRUMENT["filter"]], "pupil": [INSTRUMENT["pupil"]],
+                   "abvega_offset": [1.6]})
+    model = dm.ABVegaOffsetModel()
+    model.abvega_offset = table  # assigned, not passed: the constructor would wrap it in a node
+    return model
+
+
+CHAIN_REFS: dict[str, tuple[Callable[[Scene], Any], str]] = {
+    **DETECTOR1_REFS,
+    "distortion": (ref_distortion, "Linear pixel to V2/V3 model (no distortion)"),
+    "filteroffset": (ref_filteroffset, "Zero filter offset"),
+    "flat": (ref_flat, "Pixel response injected into the data"),
+    "photom": (ref_photom, "Round-number photometric conversion"),
+    "area": (ref_area, "Uniform pixel area"),
+    "apcorr": (ref_apcorr, "Gaussian-PSF aperture corrections"),
+    "abvegaoffset": (ref_abvegaoffset, "AB to Vega offset"),
+}
+CHAIN_PIPELINES = ["jwst.pipeline.Detector1Pipeline", "jwst.pipeline.Image2Pipeline",
+                   "jwst.pipeline.Image3Pipeline"]
+
+
+def _write_asn(path: Path, asn_type: str, products: list[dict[str, Any]]) -> Path:
+    asn = {"asn_type": asn_type, "asn_rule": f"candidate_{asn_type.capitalize()}",
+           "asn_id": "o001", "asn_pool": "synthetic_pool", "program": "01234",
+           "code_version": "synthetic", "version_id": None, "target": "1",
+           "degraded_status": "No known degraded exposures in association.",
+           "constraints": "synthetic", "products": products}
+    path.write_text(json.dumps(asn, indent=2) + "\n")
+    return path
+
+
+def make_full_program(out: Path, seed: int, size: int = 400) -> dict[str, Any]:
+    """Two dithered star-field exposures plus a dedicated background, for stages 1-3."""
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    scene = Scene(size, seed)
+    rng = scene.rng
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    scene.flat = (1 + 0.03 * np.sin(2 * np.pi * xx) * np.cos(np.pi * yy)
+                  + rng.normal(0, 0.005, (size, size))).astype(np.float32)
+    scene.flat[scene.refpix] = 1.0
+    sky = 3.0
+    ra0, dec0, roll = 53.16, -27.78, 240.0
+    dither = (24.0, 17.0)  # pixels
+    pointing_error = (0.12, -0.09)  # arcsec (dRA cos dec, dDec) in exposure 2's header only
+
+    t1 = sky_transform(scene, ra0, dec0, roll)
+    ref = (size - 1) / 2.0
+    ra2, dec2 = (float(v) for v in t1(ref + dither[0], ref + dither[1]))
+    t2 = sky_transform(scene, ra2, dec2, roll)
+
+    n_stars = 40
+    min_sep = 10.0  # pixels: no blends, so every star is a clean catalog match
+    x1_list: list[float] = []
+    y1_list: list[float] = []
+    while len(x1_list) < n_stars:
+        x, y = rng.uniform(12, size - 12, 2)
+        if all((x - u) ** 2 + (y - v) ** 2 > min_sep**2 for u, v in zip(x1_list, y1_list)):  # noqa: B905
+            x1_list.append(float(x))
+            y1_list.append(float(y))
+    x1, y1 = np.array(x1_list), np.array(y1_list)
+    flux = 10 ** rng.uniform(np.log10(2000), np.log10(40000), n_stars)  # DN/s, total
+    ra, dec = t1(x1, y1)
+    x2, y2 = t2.inverse(ra, dec)
+
+    from astropy.table import Table
+
+    truth = Table({"id": np.arange(1, n_stars + 1), "ra": ra, "dec": dec,
+                   "flux_dn_s": flux, "x_exp1": x1, "y_exp1": y1, "x_exp2": x2, "y_exp2": y2})
+    truth.meta.update({"frame": "icrs", "psf_sigma_pix": PSF_SIGMA, "sky_dn_s": sky,
+                       "pointing_error_arcsec_exp2": list(pointing_error)})
+    truth_path = out / "truth.ecsv"
+    truth.write(truth_path, format="ascii.ecsv", overwrite=True)
+
+    start = _dt.datetime(2023, 5, 1, 12, 0, 0)
+    step = _dt.timedelta(minutes=3)
+    exposures = []
+    dec_err = dec2 + pointing_error[1] / 3600.0
+    ra_err = ra2 + pointing_error[0] / 3600.0 / np.cos(np.deg2rad(dec2))
+    specs = [  # (obs, exposure, dither, header pointing, sources)
+        ("001", 1, 1, (ra0, dec0), list(zip(x1, y1, flux))),  # noqa: B905 (py3.8)
+        ("001", 2, 2, (ra_err, dec_err), list(zip(x2, y2, flux))),  # noqa: B905
+        ("002", 1, 1, (ra0 + 0.2, dec0 + 0.2), []),
+    ]
+    for i, (obs_num, exp_num, dither_pos, (ra_h, dec_h), sources) in enumerate(specs):
+        obs = _obs("01234", obs_num, "001", exp_num, dither_pos, start + i * step, ra0, dec0)
+        path = data_dir / obs["filename"]
+        model_cls = getattr(dm, "Level1bModel", None) or dm.RampModel
+        model = model_cls(data=scene.ramp(scene.rate(sky, sources)))
+        _exposure_meta(model, scene, obs=obs)
+        _set_pointing(model, scene, ra_h, dec_h, roll)
+        background = not sources
+        _set(model.meta.dither, primary_type="NONE" if background else "FULLBOX",
+             position_number=dither_pos, total_points=1 if background else 2)
+        with contextlib.suppress(Exception):
+            model.meta.observation.bkgdtarg = background
+        if background:
+            model.meta.target.catalog_name = "SYNTHETIC-BACKGROUND"
+        _quiet_save(model, path)
+        exposures.append(path)
+
+    params = crds_params(exposures[0])
+    wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
+    extra = {t for types in wanted.values() for t in types} | pars
+    reftypes = write_crds_cache(out / "crds", scene, params, CHAIN_REFS, extra)
+
+    stem = [p.name.replace("_uncal.fits", "") for p in exposures]
+    image2 = _write_asn(data_dir / "jw01234-o001_20230501t120000_image2_00001_asn.json",
+                        "image2", [{"name": stem[i], "members": [
+                            {"expname": f"{stem[i]}_rate.fits", "exptype": "science"},
+                            {"expname": f"{stem[2]}_rate.fits", "exptype": "background"}]}
+                            for i in (0, 1)])
+    product = "jw01234-o001_t001_nircam_clear-f200w"
+    image3 = _write_asn(data_dir / "jw01234-o001_20230501t120000_image3_00001_asn.json",
+                        "image3", [{"name": product, "members": [
+                            {"expname": f"{stem[i]}_cal.fits", "exptype": "science"}
+                            for i in (0, 1)]}])
+    stages = [["jwst.pipeline.Detector1Pipeline", p.name] for p in exposures]
+    stages += [["jwst.pipeline.Image2Pipeline", image2.name],
+               ["jwst.pipeline.Image3Pipeline", image3.name]]
+    return {"context": CONTEXT, "crds_path": str(out / "crds"),
+            "uncal": [str(p) for p in exposures], "reference_types": reftypes,
+            "skipped_steps": [], "strun_args": [],
+            "environment": _offline_environment(out),
+            "truth": str(truth_path), "asn": {"image2": str(image2), "image3": str(image3)},
+            "stages": stages, "workdir": str(data_dir),
+            "catalog": f"{product}_cat.ecsv", "size": size, "seed": seed}
+
+
+# ----------------------------------------------------------------------------- main
+
+def _obs(program: str, observation: str, visit: str, exposure: int, dither: int,
+         start: _dt.datetime, ra: float, dec: float) -> dict[str, Any]:
+    activity = "01"
+    visit_id = f"{program}{observation}{visit}"
+    name = f"jw{program}{observation}{visit}_{'01'}{'1'}{activity}_{exposure:05d}_nrcb1_uncal.fits"
+    return {"program": program, "observation": observation, "visit": visit,
+            "exposure": str(exposure), "activity": activity, "dither": dither,
+            "obs_id": f"V{visit_id}P0000000001101", "visit_id": visit_id,
+            "start": start, "ra": ra, "dec": dec, "filename": name}
+
+
+def _offline_environment(out: Path) -> dict[str, str]:
+    return {"CRDS_SERVER_URL": "https://jwst-serverless-mode.stsci.edu",
+            "CRDS_PATH": str(out / "crds"), "CRDS_CONTEXT": CONTEXT,
+            "CRDS_IGNORE_MAPPING_CHECKSUM": "1"}
+
+
+def crds_params(path: Path) -> dict[str, Any]:
+    """The parameters CRDS sees for an exposure (what the pipeline passes to bestrefs)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with dm.open(str(path)) as model:
+            return dict(model.get_crds_parameters())
+
+
+def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
+    """Small single-exposure program for Detector1Pipeline."""
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    scene = Scene(size, seed)
+    rng = scene.rng
+    n_src = max(3, size * size // 800)
+    sources = [(float(rng.uniform(8, size - 4)), float(rng.uniform(8, size - 4)),
+                float(rng.uniform(2e4, 1.5e5))) for _ in range(n_src)]
+    obs = _obs("01234", "001", "001", 1, 1, _dt.datetime(2023, 5, 1, 12, 0, 0), 53.16, -27.78)
+    uncal = make_uncal(scene, data_dir / obs["filename"], obs, sources, sky=150.0)
+    params = crds_params(uncal)
+    wanted, pars = pipeline_reftypes(["jwst.pipeline.Detector1Pipeline"])
+    extra = {t for types in wanted.values() for t in types} | pars
+    reftypes = write_crds_cache(out / "crds", scene, params, DETECTOR1_REFS, extra)
+    # Every step that runs by default for NIRCam imaging gets its references; steps whose
+    # types are N/A here (emicorr, rscd, reset: MIRI) either are not run or skip themselves.
+    skipped: list[str] = []
+    return {"context": CONTEXT, "crds_path": str(out / "crds"), "uncal": [str(uncal)],
+            "reference_types": reftypes, "skipped_steps": skipped,
+            "strun_args": [f"--steps.{s}.skip=true" for s in skipped],
+            "environment": _offline_environment(out),
+            "size": size, "seed": seed}
+
+
+def extend_mappings(out: Path) -> dict[str, Any]:
+    """Map to N/A the reference types *this* release knows that the cache's imap lacks.
+
+    The program is generated once, by the oldest release that will read it (files
+    written by an older datamodels load in newer releases, not always the reverse).
+    A newer release may ask CRDS for types that did not exist then (e.g. chromcorr in
+    3.0's Image2) and CRDS refuses an unknown type: each newer release runs this pass.
+    """
+    import ast
+
+    mapdir = out / "crds" / "mappings" / "jwst"
+    imap = mapdir / f"jwst_nircam_{CONTEXT_SERIAL}.imap"
+    text = imap.read_text()
+    header = ast.literal_eval(text.split("header = ", 1)[1].split("\n\nselector = ", 1)[0])
+    selections = ast.literal_eval(text.split("selector = ", 1)[1])
+    wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
+    known = set(crds_filekinds()) | {t for types in wanted.values() for t in types} | pars
+    added = sorted(known - set(selections))
+    if added:
+        selections.update({kind: "N/A" for kind in added})
+        header.pop("sha1sum", None)
+        body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items()))
+        imap.write_text(_mapping_text(header, body + "}"))
+    return {"context": CONTEXT, "crds_path": str(out / "crds"), "added_na_types": added}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--size", type=int, default=64, choices=sorted(SUBARRAYS),
+                        help="subarray size in pixels (a real NIRCam subarray)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (deterministic)")
+    parser.add_argument("--program", action="store_true",
+                        help="full Detector1 -> Image2 -> Image3 program (400x400, 3 exposures)")
+    parser.add_argument("--extend", action="store_true",
+                        help="only add N/A mappings for reference types this release knows "
+                             "to a cache made earlier (by an older release) in --out")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    os.environ.setdefault("CRDS_SERVER_URL", "https://jwst-serverless-mode.stsci.edu")
+    if args.extend:
+        result = extend_mappings(out)
+    elif args.program:
+        result = make_full_program(out, args.seed)
+    else:
+        result = make_detector1(out, args.size, args.seed)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
