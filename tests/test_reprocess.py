@@ -133,7 +133,7 @@ def test_full_chain_under_two_releases_and_compare(real_env, real_home, program,
             for key in ("S_WCS", "S_FLAT", "S_PHOTOM", "S_BKDSUB"):
                 assert h[0].header[key] == "COMPLETE", key
         with fits.open(i2d) as h:
-            for key in ("S_TWKREG", "S_RESAMP"):
+            for key in ("S_TWKREG", "S_SKYMAT", "S_OUTLIR", "S_RESAMP"):
                 assert h[0].header[key] == "COMPLETE", key
             assert h[0].header["CAL_VER"] == result["jwst_version"]
         _catalog_matches_truth(cat, Path(program.report["truth"]), 0.05)
