@@ -630,8 +630,8 @@ def demo(
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Releases run at once")] = 2,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Install two releases, make a synthetic exposure and a local CRDS context, run
-    Detector1Pipeline under each offline, and compare the results."""
+    """Install two releases, make a synthetic NIRCam program and a local CRDS context, run
+    Detector1 → Image2 → Image3 under each offline, and compare every product level."""
     import time
 
     from jwenv import demo as demo_mod
@@ -659,28 +659,33 @@ def demo(
                     status.update(f"{detail} {stamp}")
                 elif kind == "install":
                     status.update(f"{phase['text']}: [dim]{detail[:70]}[/] {stamp}")
+                elif kind in ("run-done", "run-fail"):
+                    mark = "[green]✓[/]" if kind == "run-done" else "[red]✗[/]"
+                    console.print(f"  {mark} {detail} {stamp}")
                 else:
-                    status.update(f"{phase['text']}: {detail} {kind[4:]} {stamp}")
+                    status.update(f"{phase['text']}: {detail} {stamp}")
             result = demo_mod.run_demo(out, wanted, jobs=jobs, on_event=event)
             console.print(f"[green]✓[/] {phase['text']}")
     total = time.monotonic() - t0
     if as_json:
         _json_out({"output": str(result.root), "envs": result.envs,
-                   "program": result.program.report, "runs": [r.to_dict() for r in result.runs],
+                   "program": result.program.report,
+                   "results": [r.to_dict() for r in result.results],
                    "comparison": result.comparison.to_dict(), "seconds": result.seconds,
                    "total_seconds": round(total, 1)})
         return
+    _finish_reprocess(result.results, False)
     stdout = _console()
     report.render_terminal(result.comparison, stdout)
-    stdout.print(f"\n[bold]jwenv demo[/] finished in {total:.0f} s")
-    stdout.print(f"  exposure      {result.program.uncal[0]}")
+    stdout.print(f"\n[bold]jwenv demo[/] finished in {total:.0f} s "
+                 f"({', '.join(f'{k} {v:.0f} s' for k, v in result.seconds.items())})")
+    stdout.print(f"  program       {result.program.root / 'data'} (truth: "
+                 f"{result.program.report.get('truth')})")
     stdout.print(f"  CRDS cache    {result.program.crds_path} (context {result.program.context})")
-    for r in result.runs:
-        stdout.print(f"  {r.env:<13} {r.output_dir}  ({r.seconds:.0f} s, log {r.log.name})")
-    if result.program.skipped_steps:
-        stdout.print(f"  skipped steps {', '.join(result.program.skipped_steps)}")
-    stdout.print(f"  again by hand: jwenv diff {result.runs[0].output_dir} "
-                 f"{result.runs[1].output_dir}")
+    for r in result.results:
+        stdout.print(f"  {r.env:<13} {r.output_dir} (logs in logs/)")
+    a, b = (r.output_dir for r in result.results[:2])
+    stdout.print(f"  again by hand: jwenv diff {a} {b} --html report/")
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """`jwenv demo`: the whole chain on a fresh machine, with no network but PyPI.
 
-Installs two releases, generates a synthetic NIRCam exposure and a local CRDS
-context inside the older one (files written by an older datamodels load in a
-newer release; the reverse is not guaranteed), runs Detector1Pipeline under
-each, offline, into separate directories, and compares the rate products.
+Installs two releases, generates a synthetic NIRCam imaging program (two dithered
+exposures and a background) and a local CRDS context inside the older one (files
+written by an older datamodels load in a newer release; the reverse is not
+guaranteed), runs Detector1 → Image2 → Image3 under each, offline, into separate
+directories, and compares every product level.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any
 
 from packaging.version import Version
 
-from jwenv import offline, releases, runs
+from jwenv import offline, releases
 from jwenv.envs import Env, InstallOptions
 from jwenv.errors import BadInput, JwenvError
 from jwenv.store import Store
 
 Event = Callable[[str, str], None]
-PIPELINE = "jwst.pipeline.Detector1Pipeline"
 
 
 def default_versions(index: releases.Index) -> list[str]:
@@ -103,14 +103,15 @@ class DemoResult:
     root: Path
     envs: list[str]
     program: Program
-    runs: list[runs.VersionRun]
-    comparison: Any  # jwenv.compare.Comparison
+    results: list[Any]  # jwenv.reprocess.Result, one per release
+    comparison: Any  # jwenv.compare.Comparison of every product level
     seconds: dict[str, float]
 
 
 def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | None = None,
-             jobs: int = 1, on_event: Event | None = None) -> DemoResult:
-    from jwenv import compare
+             jobs: int = 2, on_event: Event | None = None) -> DemoResult:
+    """Install, generate the offline program, run stages 1-3 under each release, compare."""
+    from jwenv import compare, reprocess
 
     notify = on_event or (lambda _e, _d: None)
     store = store or Store()
@@ -129,24 +130,23 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
         timings[f"install {envs[-1].name}"] = time.monotonic() - t0
     oldest = min(envs, key=lambda e: Version(e.manifest.jwst_version))
     t0 = time.monotonic()
-    notify("phase", f"generating the exposure and a local CRDS context with jwst "
-                    f"{oldest.manifest.jwst_version}")
-    program = prepare(envs, out / "program", size=64)
+    notify("phase", f"generating a 3-exposure NIRCam program and a local CRDS context with "
+                    f"jwst {oldest.manifest.jwst_version}")
+    program = prepare(envs, out / "program", program=True)
     timings["generate"] = time.monotonic() - t0
     t0 = time.monotonic()
-    notify("phase", f"running {PIPELINE.rsplit('.', 1)[1]} under "
-                    f"{', '.join(e.name for e in envs)} (offline)")
-    cmd = ["strun", PIPELINE, str(program.uncal[0]), *program.strun_args]
-    results = runs.run_across(envs, cmd, out / "runs", jobs=jobs, context=program.context,
-                              offline=True, extra_env=program.crds_env(),
-                              on_event=lambda e, d: notify(f"run-{e}", d))
-    timings["pipeline"] = time.monotonic() - t0
+    notify("phase", f"running Detector1 → Image2 → Image3 under "
+                    f"{' and '.join(e.name for e in envs)} (offline)")
+    items = reprocess.classify(program.uncal)
+    results = reprocess.reprocess_across(
+        envs, items, out / "runs", jobs=jobs, stages=[1, 2, 3], force=True,
+        context=program.context, offline=True, extra_env=program.crds_env(),
+        on_event=lambda e, d: notify(f"run-{e}", d))
+    timings["pipelines"] = time.monotonic() - t0
     failed = [r for r in results if not r.ok]
     if failed:
-        r = failed[0]
-        raise JwenvError(f"Detector1Pipeline failed under {r.env} (exit {r.returncode}): "
-                         f"{r.error_line()}; log: {r.log}")
-    notify("phase", "comparing the products")
+        raise JwenvError(f"{failed[0].env}: {failed[0].error}")
+    notify("phase", "comparing every product level (rate, cal, i2d, catalog)")
     t0 = time.monotonic()
     comparison = compare.compare_paths(results[0].output_dir, results[1].output_dir)
     timings["compare"] = time.monotonic() - t0

@@ -243,12 +243,12 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
         result.runs.append(run)
         if not force and _fresh(products, needs):
             run.up_to_date = True
-            notify("skip", f"stage {stage} {name}: up to date")
+            notify("skip", f"{env.name}: stage {stage} {name}: up to date")
             return run
         extra = [a for step, a in steps if step in names.get(pipeline, [])]
         cmd = ["strun", f"jwst.pipeline.{pipeline}", str(target), "--output_dir", str(out),
                *extra]
-        notify("start", f"stage {stage} {name}")
+        notify("start", f"{env.name}: stage {stage} {name}")
         logs.mkdir(parents=True, exist_ok=True)
         run.log.write_text("")
         t0 = time.monotonic()
@@ -257,9 +257,9 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
         run.seconds = time.monotonic() - t0
         if run.returncode != 0 or not all(p.is_file() for p in products):
             result.error = f"stage {stage} ({pipeline}) failed for {name}: {_why(run)}"
-            notify("fail", f"{result.error}; log: {run.log}")
+            notify("fail", f"{env.name}: {result.error}; log: {run.log}")
             return None
-        notify("done", f"stage {stage} {name} ({run.seconds:.0f} s)")
+        notify("done", f"{env.name}: stage {stage} {name} ({run.seconds:.0f} s)")
         return run
 
     out.mkdir(parents=True, exist_ok=True)
