@@ -97,17 +97,11 @@ def _cli_env(real_home, program) -> dict[str, str]:
                 CRDS_IGNORE_MAPPING_CHECKSUM="1")
 
 
-def _catalog_matches_truth(catalog: Path, truth: Path, tol_arcsec: float) -> float:
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from astropy.table import Table
+def _catalog_matches_truth(catalog: Path, truth: Path, tol_arcsec: float) -> None:
+    from jwenv.demo import match_truth
 
-    found = Table.read(catalog, format="ascii.ecsv")["sky_centroid"]
-    t = Table.read(truth, format="ascii.ecsv")
-    injected = SkyCoord(t["ra"], t["dec"], unit="deg")
-    worst = injected[:, None].separation(found[None, :]).to(u.arcsec).min(axis=1).max()
-    assert worst < tol_arcsec * u.arcsec, f"a source is {worst} from its truth position"
-    return worst.value
+    m = match_truth(catalog, truth, tol_arcsec)
+    assert m["recovered"] == m["injected"] == 40, m
 
 
 @pytest.mark.integration
@@ -187,3 +181,26 @@ def test_missing_reference_is_crds_own_message(real_env, real_home, program, tmp
     assert last.startswith("jwenv: error: stage 1 (Detector1Pipeline) failed")
     assert "Error determining best reference for '" in last and "NRCA1" in last
     assert not list((out_dir / "1.20.2").glob("*.fits"))  # nothing that looks complete
+
+
+@pytest.mark.integration
+def test_doctor_deep_tells_era_pins_from_todays(real_env, real_home):
+    """1.20.2 with today's photutils (3.0) fails Image3's tweakreg; jwenv's era-correct
+    environment runs the whole chain. An import check passes for both."""
+    env = dict(os.environ, JWENV_HOME=str(real_home))
+    real_env("1.20.2")
+    good = jwenv("doctor", "1.20.2", "--deep", "--json", env=env)
+    assert good.returncode == 0, good.stdout[-3000:]
+    checks = json.loads(good.stdout)["1.20.2"]["checks"]
+    assert checks[-1]["check"] == "catalog against the truth table" and checks[-1]["ok"]
+    latest = jwenv("install", "1.20.2", "--deps", "latest", "--name", "1.20.2-latest",
+                   "--check", "import", "--json", env=env)
+    assert latest.returncode == 0, latest.stderr[-2000:]
+    packages = json.loads(latest.stdout)["packages"]
+    assert any(p.startswith("photutils==3.") for p in packages), packages
+    bad = jwenv("doctor", "1.20.2-latest", "--deep", "--json", env=env)
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)["1.20.2-latest"]
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert failed[0]["check"].startswith("stage 3 Image3Pipeline")
+    assert "xcentroid" in report["checks"][-1]["detail"]  # tweakreg's own complaint

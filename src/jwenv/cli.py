@@ -317,12 +317,26 @@ def available(
 @app.command()
 def doctor(name: Annotated[str | None, typer.Argument()] = None,
            level: Annotated[str, typer.Option(help="full or import")] = "full",
+           deep: Annotated[bool, typer.Option(
+               help="Run the offline program through stages 1-3 and check the catalog "
+                    "against its truth table (about a minute per release)")] = False,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Re-run the health check of one or every environment."""
+    import tempfile
+
     from jwenv.envs import Env
 
     envs = [Env.get(name)] if name else Env.all()
-    results = {e.name: e.check(level) for e in envs}
+    if deep:
+        from jwenv.demo import chain_check
+
+        results = {}
+        for env in envs:
+            with tempfile.TemporaryDirectory(prefix=f"jwenv-doctor-{env.name}-") as tmp:
+                results[env.name] = chain_check(env, Path(tmp),
+                                                on_event=_stage_printer(as_json))
+    else:
+        results = {e.name: e.check(level) for e in envs}
     if as_json:
         _json_out(results)
     else:

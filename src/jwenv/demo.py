@@ -155,3 +155,47 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
 
 def default_out() -> Path:
     return Path(os.environ.get("JWENV_DEMO_DIR", Path.cwd() / "jwenv-demo"))
+
+
+def match_truth(catalog: Path, truth: Path, tol_arcsec: float = 0.05) -> dict[str, Any]:
+    """How many injected sources the stage-3 catalog found within `tol_arcsec`."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    found = Table.read(catalog, format="ascii.ecsv")["sky_centroid"]
+    t = Table.read(truth, format="ascii.ecsv")
+    injected = SkyCoord(t["ra"], t["dec"], unit="deg")
+    # nearest catalog source per injected one (brute force: no scipy needed)
+    sep = injected[:, None].separation(found[None, :]).to(u.arcsec).min(axis=1).value
+    return {"injected": len(t), "catalog": len(found),
+            "recovered": int((sep < tol_arcsec).sum()), "worst_arcsec": float(sep.max()),
+            "tolerance_arcsec": tol_arcsec}
+
+
+def chain_check(env: Env, workdir: Path, on_event: Event | None = None) -> dict[str, Any]:
+    """`jwenv doctor --deep`: the offline program through stages 1-3, per-stage report."""
+    from jwenv import reprocess
+
+    t0 = time.monotonic()
+    program = prepare([env], workdir / "program", program=True)
+    items = reprocess.classify(program.uncal)
+    result = reprocess.reprocess(env, items, workdir / "runs", stages=[1, 2, 3], force=True,
+                                 context=program.context, offline=True,
+                                 extra_env=program.crds_env(), on_event=on_event)
+    checks = [{"check": f"stage {r.stage} {r.pipeline} {r.name}", "ok": r.returncode == 0,
+               "seconds": round(r.seconds, 1),
+               "detail": "up to date" if r.up_to_date else f"{r.seconds:.1f} s"
+               if r.returncode == 0 else f"failed, log: {r.log}"} for r in result.runs]
+    if result.ok:
+        (catalog,) = result.output_dir.glob("*_cat.ecsv")
+        truth = match_truth(catalog, Path(program.report["truth"]))
+        good = truth["recovered"] == truth["injected"]
+        checks.append({"check": "catalog against the truth table", "ok": good,
+                       "detail": f"{truth['recovered']}/{truth['injected']} sources within "
+                                 f"{truth['tolerance_arcsec']}″, worst "
+                                 f"{1000 * truth['worst_arcsec']:.1f} mas"})
+    else:
+        checks.append({"check": "chain", "ok": False, "detail": result.error})
+    return {"ok": all(c["ok"] for c in checks), "level": "deep", "checks": checks,
+            "seconds": round(time.monotonic() - t0, 1)}
