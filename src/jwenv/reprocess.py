@@ -200,7 +200,7 @@ def pipeline_steps(env: Env) -> dict[str, list[str]]:
 
 
 def _fresh(products: list[Path], inputs: list[Path]) -> bool:
-    if not products or not all(p.is_file() for p in products):
+    if not products or not all(p.is_file() for p in [*products, *inputs]):
         return False
     newest_input = max(p.stat().st_mtime for p in inputs)
     return min(p.stat().st_mtime for p in products) >= newest_input
@@ -212,7 +212,7 @@ def _pipeline(stage: int, inputs: list[Input]) -> str:
     return image if all("IMAGE" in i.exp_type or not i.exp_type for i in science) else spec
 
 
-def level3_name(inputs: list[Input]) -> str:
+def _level3_name(inputs: list[Input]) -> str:
     from astropy.io import fits
 
     h = fits.getheader(inputs[0].path, 0)
@@ -221,6 +221,61 @@ def level3_name(inputs: list[Input]) -> str:
              "-".join(str(h.get(k, "")).strip().lower() for k in ("PUPIL", "FILTER")
                       if h.get(k)) or "image"]
     return "_".join(p for p in parts if p)
+
+
+@dataclass
+class _Job:
+    """One strun invocation of the chain, planned before anything runs."""
+
+    stage: int
+    pipeline: str
+    name: str
+    target: Path  # the file strun is given: an exposure or an association
+    needs: list[Path]
+    products: list[Path]
+    asn: dict[str, Any] | None = None  # how make_asn.py writes `target`, if it is one
+
+
+def plan_chain(inputs: list[Input], out: Path, stages: list[int]) -> list[_Job]:
+    """Every job of the chain, with the paths each stage will produce."""
+    jobs: list[_Job] = []
+    current = list(inputs)
+    # from the inputs given: later stages' products do not exist yet
+    level3 = _level3_name([i for i in inputs if not i.background] or inputs)
+    for stage in stages:
+        todo = [i for i in current if i.stage == stage]
+        later = [i for i in current if i.stage > stage]
+        if not todo:
+            continue
+        pipeline = _pipeline(stage, todo)
+        made: list[Input] = []
+        if stage == 1:
+            for item in todo:
+                rate = out / f"{item.base}_rate.fits"
+                jobs.append(_Job(1, pipeline, item.base, item.path, [item.path], [rate]))
+                made.append(Input(rate, 2, item.background, item.exp_type))
+        elif stage == 2:
+            backgrounds = [i.path for i in todo if i.background]
+            for item in (i for i in todo if not i.background):
+                cal = out / f"{item.base}_cal.fits"
+                asn = out / "asn" / f"{item.base}_image2_asn.json"
+                jobs.append(_Job(2, pipeline, item.base, asn, [item.path, *backgrounds], [cal],
+                                 {"level": 2, "out": str(asn), "science": str(item.path),
+                                  "background": [str(b) for b in backgrounds]}))
+                made.append(Input(cal, 3, False, item.exp_type))
+        else:
+            science = [i for i in todo if not i.background]
+            name = level3
+            asn = out / "asn" / f"{name}_image3_asn.json"
+            products = [out / f"{name}_i2d.fits"]
+            if pipeline == "Image3Pipeline":
+                products.append(out / f"{name}_cat.ecsv")
+            needs = [i.path for i in science]
+            jobs.append(_Job(3, pipeline, name, asn, needs, products,
+                             {"level": 3, "out": str(asn), "product_name": name,
+                              "files": [str(p) for p in needs]}))
+        current = made + later
+    return jobs
 
 
 def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int],
@@ -235,79 +290,64 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
     logs = out / "logs"
     result = Result(env.name, env.manifest.jwst_version, out)
     names = pipeline_steps(env) if steps else {}
-    current = list(inputs)
-
-    def run_one(stage: int, pipeline: str, name: str, target: Path, needs: list[Path],
-                products: list[Path]) -> StageRun | None:
-        run = StageRun(stage, pipeline, name, needs, products, logs / f"stage{stage}_{name}.log")
-        result.runs.append(run)
-        if not force and _fresh(products, needs):
-            run.up_to_date = True
-            notify("skip", f"{env.name}: stage {stage} {name}: up to date")
-            return run
-        extra = [a for step, a in steps if step in names.get(pipeline, [])]
-        cmd = ["strun", f"jwst.pipeline.{pipeline}", str(target), "--output_dir", str(out),
-               *extra]
-        notify("start", f"{env.name}: stage {stage} {name}")
-        logs.mkdir(parents=True, exist_ok=True)
-        run.log.write_text("")
-        t0 = time.monotonic()
-        run.returncode = env.run(cmd, context=context, offline=offline, log=run.log, cwd=out,
-                                 extra_env=extra_env)
-        run.seconds = time.monotonic() - t0
-        if run.returncode != 0 or not all(p.is_file() for p in products):
-            result.error = f"stage {stage} ({pipeline}) failed for {name}: {_why(run)}"
-            notify("fail", f"{env.name}: {result.error}; log: {run.log}")
-            return None
-        notify("done", f"{env.name}: stage {stage} {name} ({run.seconds:.0f} s)")
-        return run
-
     out.mkdir(parents=True, exist_ok=True)
-    for stage in stages:
-        todo = [i for i in current if i.stage == stage]
-        later = [i for i in current if i.stage > stage]
-        if not todo:
-            continue
-        pipeline = _pipeline(stage, todo)
-        made: list[Input] = []
-        if stage == 1:
-            for item in todo:
-                rate = out / f"{item.base}_rate.fits"
-                if run_one(1, pipeline, item.base, item.path, [item.path], [rate]) is None:
-                    return result
-                made.append(Input(rate, 2, item.background, item.exp_type))
-        elif stage == 2:
-            backgrounds = [i.path for i in todo if i.background]
-            asn_dir = out / "asn"
-            asn_dir.mkdir(parents=True, exist_ok=True)
-            for item in (i for i in todo if not i.background):
-                cal = out / f"{item.base}_cal.fits"
-                asn = asn_dir / f"{item.base}_image2_asn.json"
-                needs = [item.path, *backgrounds]
-                if force or not _fresh([cal], needs):
-                    args = ["level2", "--out", str(asn), "--science", str(item.path)]
-                    for bg in backgrounds:
-                        args += ["--background", str(bg)]
-                    _helper(env, *args)
-                if run_one(2, pipeline, item.base, asn, needs, [cal]) is None:
-                    return result
-                made.append(Input(cal, 3, False, item.exp_type))
-        else:
-            science = [i for i in todo if not i.background]
-            name = level3_name(science)
-            asn = out / "asn" / f"{name}_image3_asn.json"
-            asn.parent.mkdir(parents=True, exist_ok=True)
-            products = [out / f"{name}_i2d.fits"]
-            if pipeline == "Image3Pipeline":
-                products.append(out / f"{name}_cat.ecsv")
-            needs = [i.path for i in science]
-            if force or not _fresh(products, needs):
-                _helper(env, "level3", "--out", str(asn), "--product-name", name,
-                        *[str(p) for p in needs])
-            if run_one(3, pipeline, name, asn, needs, products) is None:
+    jobs = plan_chain(inputs, out, stages)
+    # Associations do not need their members to exist yet: one process, started now,
+    # writes them all while stage 1 runs (importing jwst.associations costs ~2 s).
+    specs = [j.asn for j in jobs if j.asn is not None]
+    asn_maker = _start_helper(env, out / "asn", specs) if specs else None
+    rerun = force
+    try:
+        for job in jobs:
+            run = StageRun(job.stage, job.pipeline, job.name, job.needs, job.products,
+                           logs / f"stage{job.stage}_{job.name}.log")
+            result.runs.append(run)
+            if not rerun and _fresh(job.products, job.needs):
+                run.up_to_date = True
+                notify("skip", f"{env.name}: stage {job.stage} {job.name}: up to date")
+                continue
+            rerun = True  # everything downstream of a re-run is stale too
+            if job.asn is not None and asn_maker is not None:
+                _wait_helper(env, asn_maker)
+                asn_maker = None
+            extra = [a for step, a in steps if step in names.get(job.pipeline, [])]
+            cmd = ["strun", f"jwst.pipeline.{job.pipeline}", str(job.target),
+                   "--output_dir", str(out), *extra]
+            notify("start", f"{env.name}: stage {job.stage} {job.name}")
+            logs.mkdir(parents=True, exist_ok=True)
+            run.log.write_text("")
+            t0 = time.monotonic()
+            run.returncode = env.run(cmd, context=context, offline=offline, log=run.log,
+                                     cwd=out, extra_env=extra_env)
+            run.seconds = time.monotonic() - t0
+            if run.returncode != 0 or not all(p.is_file() for p in job.products):
+                result.error = (f"stage {job.stage} ({job.pipeline}) failed for {job.name}: "
+                                f"{_why(run)}")
+                notify("fail", f"{env.name}: {result.error}; log: {run.log}")
                 return result
-        current = made + later
+            notify("done", f"{env.name}: stage {job.stage} {job.name} ({run.seconds:.0f} s)")
+    finally:
+        if asn_maker is not None:
+            asn_maker.kill()
+            asn_maker.wait()
     return result
+
+
+def _start_helper(env: Env, asn_dir: Path, specs: list[dict[str, Any]]) -> subprocess.Popen:
+    asn_dir.mkdir(parents=True, exist_ok=True)
+    spec_file = asn_dir / "jwenv-asn-spec.json"
+    spec_file.write_text(json.dumps(specs, indent=1))
+    return subprocess.Popen([str(env.python), str(ASN_SCRIPT), "batch", str(spec_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env.environ(offline=True))
+
+
+def _wait_helper(env: Env, proc: subprocess.Popen) -> None:
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        last = (stderr.strip().splitlines() or stdout.strip().splitlines() or ["no output"])[-1]
+        raise JwenvError(f"jwst {env.manifest.jwst_version} could not make the "
+                         f"associations ({last})")
 
 
 def _why(run: StageRun) -> str:

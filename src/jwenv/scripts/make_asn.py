@@ -4,6 +4,7 @@ Run by a managed environment's python (never imported by jwenv); Python 3.6+.
 
     python make_asn.py level2 --out ASN --science SCI [--background BG ...]
     python make_asn.py level3 --out ASN --product-name NAME CAL [CAL ...]
+    python make_asn.py batch SPEC.json   # several at once: one jwst import
     python make_asn.py steps          # {"Detector1Pipeline": [step names], ...}
 
 Prints one JSON object on its last stdout line.
@@ -43,6 +44,20 @@ def level3(args):
     return _dump(asn, args.out)
 
 
+def batch(args):
+    """SPEC: [{"level": 2, "out", "science", "background": [...]},
+              {"level": 3, "out", "product_name", "files": [...]}, ...]"""
+    with open(args.spec) as fh:
+        specs = json.load(fh)
+    written = []
+    for spec in specs:
+        ns = argparse.Namespace(out=spec["out"], science=spec.get("science"),
+                                background=spec.get("background"),
+                                product_name=spec.get("product_name"), files=spec.get("files"))
+        written.append((level2 if spec["level"] == 2 else level3)(ns)["asn"])
+    return {"asn": written}
+
+
 def steps(_args):
     import jwst.pipeline as pipelines
 
@@ -66,9 +81,11 @@ def main():
     p3.add_argument("--out", required=True)
     p3.add_argument("--product-name", required=True)
     p3.add_argument("files", nargs="+")
+    pb = sub.add_parser("batch")
+    pb.add_argument("spec")
     sub.add_parser("steps")
     args = parser.parse_args()
-    result = {"level2": level2, "level3": level3, "steps": steps}[args.cmd](args)
+    result = {"level2": level2, "level3": level3, "batch": batch, "steps": steps}[args.cmd](args)
     print(json.dumps(result))
     return 0
 
