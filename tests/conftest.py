@@ -87,6 +87,23 @@ def real_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def jwst_mirror(tmp_path_factory) -> str:
+    """A jwst git repository holding tag 0.15.1, cloned from the shared bundle.
+
+    GitHub is unreachable here; an air-gapped site points JWENV_JWST_GIT at its own
+    mirror the same way.
+    """
+    bundle = SHARED / "jwst-git" / "jwst-0.15.1.bundle"
+    if not bundle.is_file():
+        pytest.fail(f"{bundle} is missing: the 0.15.1 tests need ../shared beside the checkout")
+    clone = tmp_path_factory.mktemp("mirror") / "jwst"
+    subprocess.run(["git", "clone", "--quiet", str(bundle), str(clone)], check=True)
+    url = clone.as_uri()
+    os.environ["JWENV_JWST_GIT"] = url  # Env.install reads it when resolving 0.15.1
+    return url
+
+
+@pytest.fixture(scope="session")
 def real_env(real_home):
     """``real_env("1.20.2")``: that release, installed by jwenv itself."""
     from jwenv.envs import Env, InstallOptions
