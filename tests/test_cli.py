@@ -148,3 +148,14 @@ def test_available_lists_releases_with_contexts_and_installed(home, installed, t
     every = {r["version"]: r for r in json.loads(jwenv("available", "--all", "--json").stdout)}
     assert every["0.15.1"]["source"] == "git" and every["0.15.1"]["released"] == "2020-03-10"
     assert "jwst_1464.pmap" in jwenv("available").stdout
+
+
+def test_repair_rebuilds_from_the_envs_own_lock(home, installed):
+    assert jwenv("pin", installed, "jwst_0777.pmap").returncode == 0
+    before = json.loads(jwenv("info", installed, "--json").stdout)
+    out = jwenv("repair", installed)
+    assert out.returncode == 0, out.stderr
+    after = json.loads(jwenv("info", installed, "--json").stdout)
+    assert after["created"] >= before["created"] and after["strategy"] == "lock"
+    assert after["packages"] == before["packages"]
+    assert after["crds_context"] == "jwst_0777.pmap"

@@ -352,31 +352,21 @@ def doctor(name: Annotated[str | None, typer.Argument()] = None,
 
 @app.command()
 def repair(name: Annotated[str, typer.Argument()]) -> None:
-    """Rebuild an environment the way it was first requested."""
+    """Rebuild an environment from its own lock: same pins, Python version and context."""
+    import tempfile
+
     from jwenv.envs import Env, InstallOptions
+    from jwenv.locks import export_lock
 
     m = Env.get(name).manifest
-    options = InstallOptions(name=m.name, crds_context=m.crds_context, force=True,
-                             backend=m.backend, deps=m.strategy)
-    env = install_with_progress(m.requested, options)
-    _console().print(f"[green]✓[/] rebuilt {env.name}")
-
-
-@app.command()
-def export(name: Annotated[str, typer.Argument()],
-           output: Annotated[Path | None, typer.Option("-o", "--output",
-                             help="Write here instead of stdout")] = None) -> None:
-    """Write the environment's exact lock (rebuild elsewhere with `jwenv install --lock`)."""
-    from jwenv.envs import Env
-    from jwenv.locks import export_lock
-    from jwenv.store import write_text_atomic
-
-    text = export_lock(Env.get(name).manifest)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_text_atomic(output, text)
-        _console(stderr=True).print(f"wrote {output}")
+    with tempfile.TemporaryDirectory(prefix="jwenv-repair-") as tmp:
+        lock = Path(tmp) / f"{name}.lock"
+        lock.write_text(export_lock(m))
+        options = InstallOptions(name=m.name, crds_context=m.crds_context, force=True,
+                                 backend=m.backend, lock=lock)
+        env = install_with_progress(f"lock:{lock}", options)
+    _console().print(f"[green]✓[/] rebuilt {env.name} (jwst {env.manifest.jwst_version}, "
+                     f"Python {env.manifest.python_version})")
 
 
 # -- crds ------------------------------------------------------------------------
