@@ -363,7 +363,8 @@ def repair(name: Annotated[str, typer.Argument()]) -> None:
         lock = Path(tmp) / f"{name}.lock"
         lock.write_text(export_lock(m))
         options = InstallOptions(name=m.name, crds_context=m.crds_context, force=True,
-                                 backend=m.backend, lock=lock)
+                                 backend=m.backend, lock=lock,
+                                 check=m.health.get("level", "full"))
         env = install_with_progress(f"lock:{lock}", options)
     _console().print(f"[green]✓[/] rebuilt {env.name} (jwst {env.manifest.jwst_version}, "
                      f"Python {env.manifest.python_version})")
