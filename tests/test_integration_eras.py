@@ -66,3 +66,31 @@ def test_doctor_reruns_the_check(real_env, real_home):
     out = jwenv("doctor", "1.12.5", "--json", env=dict(os.environ, JWENV_HOME=str(real_home)))
     assert out.returncode == 0, out.stdout[-2000:]
     assert json.loads(out.stdout)["1.12.5"]["ok"]
+
+
+def test_the_users_example_compare_0_15_1_with_3_0_0_offline(real_env, real_home, tmp_path):
+    """`jwenv compare 0.15.1 3.0.0 -- strun jwst.pipeline.Detector1Pipeline x_uncal.fits`,
+    offline, on an exposure and CRDS cache that 0.15.1's own datamodels wrote."""
+    from jwenv.demo import prepare
+
+    old, new = real_env("0.15.1"), real_env("3.0.0")
+    program = prepare([old.env, new.env], tmp_path / "program")
+    env = dict(os.environ, JWENV_HOME=str(real_home), CRDS_PATH=str(program.crds_path),
+               CRDS_IGNORE_MAPPING_CHECKSUM="1")
+    out = jwenv("compare", "0.15.1", "3.0.0", "-o", str(tmp_path / "runs"), "--offline",
+                "--crds-context", program.context, "--json", "--",
+                "strun", "jwst.pipeline.Detector1Pipeline", str(program.uncal[0]), env=env)
+    assert out.returncode == 1, out.stderr[-3000:]  # they differ, and both ran
+    report = json.loads(out.stdout)
+    assert [r["returncode"] for r in report["runs"]] == [0, 0]
+    rate = next(f for f in report["comparisons"][0]["files"]
+                if f["name"].endswith("_rate.fits"))
+    prov = rate["provenance"]
+    versions = {d["keyword"]: (d["a"], d["b"]) for d in prov["versions"]}
+    assert versions["CAL_VER"] == ("0.15.1", "3.0.0")
+    assert versions["CRDS_CTX"] == (program.context, program.context)
+    # 3.0.0 skips persistence by default: its references and step status differ
+    assert "R_PERSAT" in {d["keyword"] for d in prov["reference_files"]}
+    assert "S_PERSIS" in {d["keyword"] for d in prov["step_status"]}
+    sci = next(i for i in rate["images"] if i["extension"].startswith("SCI"))
+    assert sci["n_beyond_tolerance"] > 0

@@ -144,9 +144,21 @@ class UvBackend(Backend):
         if rc != 0:
             raise NoInterpreter(f"uv could not create a venv with {python}: {tail(log)}")
 
+    # The big compiled scientific stack is never built from source, in the dry run, the
+    # install and the build environments alike. An era's release of each has wheels for
+    # the Pythons of its era only, and building it here fails (scipy: meson + Fortran +
+    # BLAS) or takes many minutes (numpy; scikit-image 0.19.3 for 3.11: >6 min on 2 cores;
+    # astropy). With them in --only-binary, the Python-choice dry run rejects an
+    # interpreter that would need such a build (jwst 1.10's sdp scipy==1.9.1 has no cp311
+    # wheel, 1.9's scikit-image==0.19.3 neither), and the install gets what the dry run
+    # resolved. Small compiled packages (drizzle, stsci.image, ...) still build.
+    ONLY_BINARY = ("numpy", "scipy", "scikit-image", "astropy")
+
     def _plan_args(self, plan: InstallPlan, files: dict[str, Path]) -> list[str]:
         """Options shared by `uv pip install` and `uv pip compile` (requirements excluded)."""
         args: list[str] = []
+        for pkg in self.ONLY_BINARY:
+            args += ["--only-binary", pkg]
         if "constraints" in files:
             args += ["-c", str(files["constraints"])]
         if "build-constraints" in files:
@@ -166,11 +178,11 @@ class UvBackend(Backend):
 
     def can_resolve(self, python, plan, log):
         files = plan.write_files(log.parent / f"dry-{plan.strategy}-{Path(python).name}")
-        # numpy must come as a wheel: an era's numpy built from source for a newer
-        # Python is the classic way old releases fail, and the dry run sees it early.
+        # numpy, scipy, ... must come as wheels (ONLY_BINARY): an era's numpy built from
+        # source for a newer Python is the classic way old releases fail, and the dry run
+        # sees it early.
         cmd = [uv_bin(), "pip", "compile", "--quiet", "--python", str(python),
-               "--only-binary", "numpy", "-o", os.devnull, str(files["requirements"]),
-               *self._plan_args(plan, files)]
+               "-o", os.devnull, str(files["requirements"]), *self._plan_args(plan, files)]
         return _stream(cmd, log, None, self._env()) == 0
 
     def freeze(self, env_dir):

@@ -168,6 +168,16 @@ class Scene:
         self.mask[dead] = _dq("DEAD") | _dq("DO_NOT_USE")
         self.dead = dead
         self.flat = np.ones((size, size), np.float32)  # pixel response; structured in --program
+        self.refpix_flags = "REFERENCE_PIXEL|DO_NOT_USE"
+
+    def use_reference_pixels(self) -> None:
+        """Flag the reference pixels REFERENCE_PIXEL only, so the refpix step uses them.
+
+        By default they are also DO_NOT_USE: current releases then leave them out (refpix
+        has nothing to do; the rate is NaN there). Older refpix steps (0.15-era) cannot
+        handle a subarray whose reference pixels are all DO_NOT_USE (they subtract None)."""
+        self.mask[self.refpix] = _dq("REFERENCE_PIXEL")
+        self.refpix_flags = "REFERENCE_PIXEL"
 
     def rate(self, sky: float, sources: list[tuple[float, float, float]]) -> np.ndarray:
         """Sky + Gaussian point sources (total DN/s each), convolved with the IPC kernel."""
@@ -248,6 +258,34 @@ def make_uncal(scene: Scene, path: Path, obs: dict[str, Any],
     _exposure_meta(model, scene, obs=obs)
     _quiet_save(model, path)
     return path
+
+
+def refpix_accepts_unusable(scene: Scene, uncal: Path) -> bool:
+    """Whether this release's refpix step runs on the exposure when every reference pixel
+    is DO_NOT_USE (as the mask flags them). A behavioural probe, not a version check: the
+    step is run in memory (no reference file for a NIRCam subarray) on the uncal data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from jwst.refpix import RefPixStep
+        except ImportError:
+            return True  # no refpix step to worry about
+        import logging
+
+        logging.disable(logging.CRITICAL)  # the probe's step logs would look like a run's
+        try:
+            with dm.RampModel(str(uncal)) as model:
+                model.data = model.data.astype(np.float32)
+                model.pixeldq = scene.mask.copy()
+                model.groupdq = np.zeros(model.data.shape, np.uint8)
+                result = RefPixStep().process(model)
+                with contextlib.suppress(Exception):
+                    result.close()
+            return True
+        except Exception:
+            return False
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 # ----------------------------------------------------------------------------- references
@@ -760,7 +798,12 @@ def crds_params(path: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with dm.open(str(path)) as model:
-            return dict(model.get_crds_parameters())
+            if hasattr(type(model), "get_crds_parameters"):
+                return dict(model.get_crds_parameters())
+            # releases <= 0.16: stpipe's crds_client flattens the tree itself
+            flat = model.to_flat_dict(include_arrays=False)
+            return {key: value for key, value in flat.items()
+                    if isinstance(value, (str, int, float, complex, bool))}
 
 
 def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
@@ -774,6 +817,8 @@ def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
                 float(rng.uniform(2e4, 1.5e5))) for _ in range(n_src)]
     obs = _obs("01234", "001", "001", 1, 1, _dt.datetime(2023, 5, 1, 12, 0, 0), 53.16, -27.78)
     uncal = make_uncal(scene, data_dir / obs["filename"], obs, sources, sky=150.0)
+    if not refpix_accepts_unusable(scene, uncal):
+        scene.use_reference_pixels()
     params = crds_params(uncal)
     wanted, pars = pipeline_reftypes(["jwst.pipeline.Detector1Pipeline"])
     extra = {t for types in wanted.values() for t in types} | pars
@@ -784,7 +829,7 @@ def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
     return {"context": CONTEXT, "crds_path": str(out / "crds"), "uncal": [str(uncal)],
             "reference_types": reftypes, "skipped_steps": skipped,
             "strun_args": [f"--steps.{s}.skip=true" for s in skipped],
-            "environment": _offline_environment(out),
+            "environment": _offline_environment(out), "refpix_flags": scene.refpix_flags,
             "size": size, "seed": seed}
 
 
