@@ -442,7 +442,7 @@ def _external_references(page: str) -> list[str]:
 
 
 def test_html_with_matplotlib(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    # matplotlib is in the [test] extra: the pictures are tested for real
     path = write_html(compare_paths(*differing_pair(tmp_path)), tmp_path / "report")
     page = path.read_text()
     assert path.name == "index.html"
