@@ -370,6 +370,23 @@ def repair(name: Annotated[str, typer.Argument()]) -> None:
                      f"Python {env.manifest.python_version})")
 
 
+@app.command()
+def export(name: Annotated[str, typer.Argument()],
+           output: Annotated[Path | None, typer.Option("-o", "--output",
+                             help="Write here instead of stdout")] = None) -> None:
+    """Write the environment's exact lock (rebuild elsewhere with `jwenv install --lock`)."""
+    from jwenv.envs import Env
+    from jwenv.locks import export_lock
+    from jwenv.store import write_text_atomic
+
+    text = export_lock(Env.get(name).manifest)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(output, text)
+        _console(stderr=True).print(f"wrote {output}")
+
+
 # -- crds ------------------------------------------------------------------------
 @crds_app.command("status")
 def crds_status(name: Annotated[str, typer.Argument()],
