@@ -27,7 +27,7 @@ def test_install_records_everything(home, fake_wheel):
     assert (m.name, m.jwst_version, m.source, m.backend) == ("9.9.9", "9.9.9", "local", "uv")
     assert m.crds_context == "jwst_1200.pmap"
     assert m.python_version == "{}.{}.{}".format(*sys.version_info[:3])
-    assert "jwst @ file://" in m.packages[0] or any(p.startswith("jwst") for p in m.packages)
+    assert any(p.startswith("jwst @ file://") and p.endswith(".whl") for p in m.packages)
     assert m.health["ok"] and m.health["level"] == "import"
     assert m.strategy == "latest"
     assert (env.path / "jwenv.json").is_file()
@@ -58,7 +58,7 @@ def test_cached_reinstall_is_a_no_op(home, fake_wheel):
     stamp = (first.path / "jwenv.json").stat().st_mtime_ns
     t0 = time.monotonic()
     again = Env.install("9.9.9", _options())
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 3.0  # the figure itself: benchmarks/bench_core.py
     assert (again.path / "jwenv.json").stat().st_mtime_ns == stamp
     forced = Env.install(str(fake_wheel), _options(force=True))
     assert (forced.path / "jwenv.json").stat().st_mtime_ns != stamp
@@ -94,6 +94,7 @@ def test_concurrent_installs_build_once(home, fake_wheel):
     assert [p.returncode for p in procs] == [0, 0], outs
     cached = [err for _out, err in outs if "already installed" in err]
     assert len(cached) == 1, outs  # the second waited for the lock, then reused
+    assert sum(err.count("creating a Python") for _out, err in outs) == 1, outs  # one build
     assert [e.name for e in Env.all()] == ["9.9.9"]
     assert list(Store().staging_dir.iterdir()) == []
 
@@ -106,7 +107,7 @@ def test_killed_install_leaves_nothing_usable(home, fake_wheel):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 60
-    while not list(store.staging_dir.glob("9.9.9.*/env/bin/python")):
+    while not list(store.staging_dir.glob("9.9.9@*/env/bin/python")):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     time.sleep(1.0)  # into the install / health check

@@ -87,7 +87,7 @@ def test_cached_reinstall_is_fast(real_env, cli_env):
     t0 = time.monotonic()
     out = jwenv("install", "1.20.2", env=cli_env)
     assert out.returncode == 0 and "already installed" in out.stderr
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 5.0  # target 2 s: measured in benchmarks/bench_core.py
 
 
 def test_two_concurrent_installs_yield_one_healthy_env(tmp_path):
@@ -109,8 +109,9 @@ def test_virtualenv_backend_end_to_end(real_home, cli_env, tmp_path):
     out = jwenv("install", "1.20.2", "--backend", "virtualenv", "--name", "1.20.2-pip",
                 "--json", env=cli_env)
     assert out.returncode == 0, out.stderr[-3000:]
+    # the console script works after the move from staging
     run = jwenv("run", "1.20.2-pip", "--", "strun", "--help", env=cli_env)
-    assert "usage" in (run.stdout + run.stderr).lower()  # console script works after the move
+    assert run.returncode in (0, 2) and "usage" in (run.stdout + run.stderr).lower()
     import json
     info = json.loads(jwenv("info", "1.20.2-pip", "--json", env=cli_env).stdout)
     assert info["backend"] == "virtualenv" and info["health"]["ok"]

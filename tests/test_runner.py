@@ -95,3 +95,16 @@ def test_strun_output_dir_is_created_first(home, installed, tmp_path):
     assert out.returncode == 0 and (tmp_path / "new" / "out").is_dir()
     jwenv("run", installed, "--", "strun", "x", "--output_dir=other", cwd=tmp_path)
     assert (tmp_path / "other").is_dir()
+
+
+def test_commands_that_cannot_start_are_one_line_with_shell_codes(home, installed, tmp_path):
+    out = jwenv("run", installed, "--", "no-such-program")
+    assert out.returncode == 127 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "jwenv: error: command not found in the environment: " \
+                                 "no-such-program"
+    script = tmp_path / "not-executable.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    out = jwenv("run", installed, "--", str(script))
+    assert out.returncode == 126 and out.stderr.startswith("jwenv: error: permission denied")
+    out = jwenv("run", installed, "--", str(tmp_path / "missing.sh"))
+    assert out.returncode == 127 and "cannot run" in out.stderr and "Traceback" not in out.stderr

@@ -63,7 +63,9 @@ def test_a_failing_version_is_reported_and_the_rest_compare(home, tmp_path):
 def test_compare_refuses_a_shared_output_dir(home, tmp_path):
     _install(home, tmp_path, "9.9.9")
     _install(home, tmp_path, "9.9.8")
-    out = jwenv("compare", "9.9.9", "9.9.8", "--", "strun", "x", "--output_dir", "same")
+    out = jwenv("compare", "9.9.9", "9.9.8", "--", "strun", "x", "--output_dir", "same",
+                cwd=tmp_path)
     assert out.returncode == 2 and "each version gets its own directory" in out.stderr
-    out = jwenv("compare", "9.9.9", "--", "strun", "x")
+    assert not (tmp_path / "jwenv-runs").exists()  # nothing made for a refused command
+    out = jwenv("compare", "9.9.9", "--", "strun", "x", cwd=tmp_path)
     assert out.returncode == 2 and "usage: jwenv compare" in out.stderr

@@ -69,9 +69,27 @@ def test_publish_replaces_atomically(tmp_path):
 
 def test_clean_staging_removes_leftovers_of_that_name_only(tmp_path):
     store = Store(tmp_path / "home", tmp_path / "cache")
-    a, b = store.new_staging("a"), store.new_staging("b")
-    store.clean_staging("a")
+    a, b = store.new_staging("1.20"), store.new_staging("1.20.2")  # a prefix of the other
+    store.clean_staging("1.20")
     assert not a.exists() and b.exists()
+
+
+def test_publish_over_an_existing_env_swaps_atomically(tmp_path, monkeypatch):
+    import jwenv.store as store_mod
+
+    store = Store(tmp_path / "home", tmp_path / "cache")
+    for content in ("old", "new"):
+        staging = store.new_staging("x")
+        (staging / "marker").write_text(content)
+        store.publish(staging, "x")
+    assert (store.env_path("x") / "marker").read_text() == "new"
+    # where the OS cannot exchange, the two-rename fallback gives the same result
+    monkeypatch.setattr(store_mod, "_exchange", lambda a, b: False)
+    staging = store.new_staging("x")
+    (staging / "marker").write_text("newer")
+    store.publish(staging, "x")
+    assert (store.env_path("x") / "marker").read_text() == "newer"
+    assert list(store.staging_dir.iterdir()) == []
 
 
 def test_write_json_atomic_leaves_no_temp_files(tmp_path):

@@ -140,7 +140,7 @@ class UvBackend(Backend):
     def create(self, env_dir, python, log, on_line):
         # --relocatable: console-script shebangs survive the rename from staging.
         rc = _stream([uv_bin(), "venv", "--relocatable", "--python", str(python), str(env_dir)],
-                     log, on_line, self._env())
+                     log, on_line, self._env(), cwd=log.parent)
         if rc != 0:
             raise NoInterpreter(f"uv could not create a venv with {python}: {tail(log)}")
 
@@ -173,7 +173,7 @@ class UvBackend(Backend):
         files = plan.write_files(env_dir / "jwenv-plan")
         cmd = [uv_bin(), "pip", "install", "--python", str(env_dir / "bin" / "python"),
                "-r", str(files["requirements"]), *self._plan_args(plan, files)]
-        if _stream(cmd, log, on_line, self._env()) != 0:
+        if _stream(cmd, log, on_line, self._env(), cwd=log.parent) != 0:
             raise InstallFailed(f"uv pip install failed: {tail(log)}")
 
     def can_resolve(self, python, plan, log):
@@ -183,7 +183,7 @@ class UvBackend(Backend):
         # sees it early.
         cmd = [uv_bin(), "pip", "compile", "--quiet", "--python", str(python),
                "-o", os.devnull, str(files["requirements"]), *self._plan_args(plan, files)]
-        return _stream(cmd, log, None, self._env()) == 0
+        return _stream(cmd, log, None, self._env(), cwd=log.parent) == 0
 
     def freeze(self, env_dir):
         out = subprocess.run([uv_bin(), "pip", "freeze", "--python",

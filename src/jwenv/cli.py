@@ -181,12 +181,15 @@ def env_cmd(
     """Print the variables a run gets, as `export` lines: eval "$(jwenv env 1.20.2)"."""
     import shlex
 
-    from jwenv.envs import Env
+    from jwenv.envs import ISOLATION_UNSET, Env
 
     variables = Env.get(name).variables(context=crds_context, offline=offline)
     if as_json:
         _json_out(variables)
         return
+    for key in ISOLATION_UNSET:
+        if key in os.environ:
+            sys.stdout.write(f"unset {key}\n")
     for key, value in variables.items():
         sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
 
@@ -324,8 +327,11 @@ def doctor(name: Annotated[str | None, typer.Argument()] = None,
     """Re-run the health check of one or every environment."""
     import tempfile
 
-    from jwenv.envs import Env
+    from jwenv.envs import CHECK_LEVELS, Env
+    from jwenv.errors import BadInput
 
+    if level not in CHECK_LEVELS or level == "none":
+        raise BadInput(f"unknown --level {level!r}: use full or import")
     envs = [Env.get(name)] if name else Env.all()
     if deep:
         from jwenv.demo import chain_check
@@ -504,6 +510,8 @@ def compare(
     names = list(ctx.args[: len(ctx.args) - len(cmd)])
     if len(names) < 2 or not cmd:
         raise BadInput("usage: jwenv compare V1 V2 [V3 ...] -- strun PIPELINE INPUT [args]")
+    if not reprocess_chain:
+        runs.command_for(cmd, Path("."))  # a bad command is refused before anything is made
     out_root = (output or runs.default_output_root()).absolute()
     if reprocess_chain:
         _compare_chains(names, cmd, out_root, jobs=jobs, offline=offline, context=crds_context,

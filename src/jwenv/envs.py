@@ -53,6 +53,21 @@ class InstallOptions:
         return self
 
 
+ISOLATION_UNSET = ("PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX", "__PYVENV_LAUNCHER__")
+
+
+def run_environ(env_dir: Path, variables: Mapping[str, str],
+                base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The one recipe for a run's environment: the caller's, minus what would let another
+    Python leak in, with the env's bin/ first on PATH, VIRTUAL_ENV, and `variables`."""
+    base = os.environ if base is None else base
+    env = {k: v for k, v in base.items() if k not in ISOLATION_UNSET}
+    env["VIRTUAL_ENV"] = str(env_dir)
+    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{base.get('PATH', os.defpath)}"
+    env.update(variables)
+    return env
+
+
 class Env:
     """One complete, installed environment."""
 
@@ -117,30 +132,26 @@ class Env:
                   environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """Exactly the variables jwenv sets for a run (what `jwenv env` prints)."""
         environ = os.environ if environ is None else environ
-        out = {
-            "VIRTUAL_ENV": str(self.path),
-            "PATH": f"{self.bin}{os.pathsep}{environ.get('PATH', os.defpath)}",
-        }
-        out.update(self.crds_settings(context=context, offline=offline,
-                                      environ=environ).variables())
-        out["JWENV_ENV"] = self.name
-        return out
+        full = self.environ(context=context, offline=offline, base=environ)
+        return {k: v for k, v in full.items() if environ.get(k) != v}
 
     def environ(self, *, context: str | None = None, offline: bool | None = None,
                 base: Mapping[str, str] | None = None,
                 extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The full environment of a run: the caller's, isolated from other Pythons."""
         base = os.environ if base is None else base
-        env = {k: v for k, v in base.items()
-               if k not in {"PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX", "__PYVENV_LAUNCHER__"}}
-        env.update(self.variables(context=context, offline=offline, environ=base))
-        env.update(extra or {})
-        return env
+        crds_vars = self.crds_settings(context=context, offline=offline,
+                                       environ=base).variables()
+        return run_environ(self.path, {**crds_vars, "JWENV_ENV": self.name, **(extra or {})},
+                           base)
 
     def run(self, cmd: Sequence[str], *, context: str | None = None,
             offline: bool | None = None, cwd: Path | None = None,
             extra_env: Mapping[str, str] | None = None, log: Path | None = None) -> int:
         """Run a command inside the environment; returns its exit status."""
+        from jwenv.fastrun import ensure_output_dir
+
+        ensure_output_dir(cmd, cwd)
         return runner.run(cmd, self.environ(context=context, offline=offline, extra=extra_env),
                           cwd=cwd, log=log)
 
@@ -150,7 +161,11 @@ class Env:
 
         ctx = crds.validate_context(context)
         with FileLock(self.store.lock_path(self.name)):
-            self.manifest = replace(self.manifest, crds_context=ctx)
+            # re-read under the lock: a rebuild may have replaced the environment
+            current = self.store.read_manifest(self.name)
+            if current is None:
+                raise EnvNotFound(f"no environment named {self.name!r}")
+            self.manifest = replace(current, crds_context=ctx)
             self.store.write_manifest(self.path, self.manifest)
 
     def remove(self) -> None:

@@ -46,8 +46,7 @@ def run_command(name: str, cmd: Sequence[str], *, context: str | None = None,
         from jwenv.envs import InstallOptions
 
         env = install_with_progress(name, InstallOptions())
-    ensure_output_dir(cmd)
-    return env.run(cmd, context=context, offline=offline)
+    return env.run(cmd, context=context, offline=offline)  # creates strun's --output_dir
 
 
 def _parse_simple_run(opts: list[str]) -> tuple[str, str | None, bool | None] | None:

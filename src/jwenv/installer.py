@@ -6,8 +6,8 @@ directory is renamed into the store (see store.py), under a per-name file lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -20,8 +20,8 @@ from typing import Any
 from filelock import FileLock
 
 from jwenv import crds, interpreters, locks, releases, strategies
-from jwenv.backends import Backend, InstallPlan, get_backend
-from jwenv.envs import Env, InstallOptions, Progress
+from jwenv.backends import Backend, InstallPlan, get_backend, tail
+from jwenv.envs import Env, InstallOptions, Progress, run_environ
 from jwenv.errors import IndexUnreachable, InstallFailed, NoInterpreter
 from jwenv.store import Manifest, Store, validate_name
 
@@ -42,30 +42,30 @@ class Attempt:
 
 
 def health_check(env_dir: Path, level: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Run the health script with the env's own python; returns its JSON report."""
+    """Run the health script with the env's own python; returns its JSON report.
+
+    `environ` is the environment of a run in that env (see Env.environ / run_environ).
+    """
     if level == "none":
         return {"ok": True, "level": "none", "checks": []}
     work = env_dir / "jwenv-health"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    env = dict(environ)
-    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(env_dir)
     t0 = time.monotonic()
+    report: Any = None
     try:
         out = subprocess.run([str(env_dir / "bin" / "python"), str(HEALTH_SCRIPT), level,
-                              str(work)], capture_output=True, text=True, env=env, cwd=work,
-                             timeout=1800, check=False)
+                              str(work)], capture_output=True, text=True, env=dict(environ),
+                             cwd=work, timeout=1800, check=False)
         lines = out.stdout.strip().splitlines()
-        report = json.loads(lines[-1]) if lines else None
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        report = None
-        out = None
-        err = str(exc)
+        with contextlib.suppress(ValueError):
+            report = json.loads(lines[-1]) if lines else None
+        why = tail_text(out.stderr or out.stdout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = str(exc)
     if not isinstance(report, dict):
-        last = tail_text(out.stderr if out is not None else err)
         report = {"ok": False, "level": level,
-                  "checks": [{"check": "health script", "ok": False, "detail": last}]}
+                  "checks": [{"check": "health script", "ok": False, "detail": why}]}
     report["seconds"] = round(time.monotonic() - t0, 1)
     report["checked"] = _now()
     shutil.rmtree(work, ignore_errors=True)
@@ -255,8 +255,11 @@ class Installer:
             self.progress("python", f"{plan.strategy}: trying Python {interp.version} (dry run)")
             if backend.can_resolve(interp.path, plan, log):
                 return interp, (f"newest interpreter satisfying {requires or 'any'} whose "
-                                f"{plan.strategy} resolution needs no numpy build")
-        return allowed[-1], "no interpreter resolved in a dry run; oldest allowed"
+                                f"{plan.strategy} resolution needs no build of numpy, scipy "
+                                "and the like")
+        # Building anyway would fail for sure: let the next strategy try instead.
+        raise InstallFailed(f"no Python ({', '.join(i.minor for i in allowed)}) resolves in a "
+                            f"dry run: {tail(log)}")
 
     def _attempt(self, backend: Backend, resolved: releases.Resolved,
                  release: releases.Release | None, plan: InstallPlan, name: str,
@@ -265,6 +268,7 @@ class Installer:
         work = self.store.new_staging(name)  # holds the venv, the log and dry-run files
         staging = work / "env"
         log = work / "install.log"
+        interp = None
         try:
             interp, reason = self._choose_python(backend, plan, release, log)
             self.progress("create", f"{plan.strategy}: creating a Python {interp.version} "
@@ -274,7 +278,8 @@ class Installer:
             backend.install(staging, plan, log, lambda line: self.progress("line", line))
             self.progress("check", f"{plan.strategy}: health check")
             context = self.options.crds_context or self._paired_context(resolved.version)
-            report = health_check(staging, self.options.check, self._check_environ(context))
+            report = health_check(staging, self.options.check,
+                                  self._check_environ(staging, context))
             if not report.get("ok"):
                 raise InstallFailed(f"health check failed: {first_failure(report)}")
         except (InstallFailed, NoInterpreter, OSError) as exc:
@@ -282,8 +287,10 @@ class Installer:
             shutil.rmtree(work, ignore_errors=True)
             if isinstance(exc, NoInterpreter):
                 raise
-            attempts.append(Attempt(plan.strategy, False, detail=str(exc),
-                                    seconds=round(time.monotonic() - t0, 1), log=str(kept)))
+            attempts.append(Attempt(plan.strategy, False,
+                                    python=str(interp.version) if interp else "",
+                                    detail=str(exc), seconds=round(time.monotonic() - t0, 1),
+                                    log=str(kept)))
             return None
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -311,12 +318,10 @@ class Installer:
         shutil.copyfile(log, staging / "jwenv-install.log")
         return staging, manifest
 
-    def _check_environ(self, context: str) -> dict[str, str]:
+    def _check_environ(self, env_dir: Path, context: str) -> dict[str, str]:
         # Offline on purpose: a build must be judged without the CRDS server.
         settings = crds.settings(context=context, default_path=self.store.crds_dir, offline=True)
-        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONHOME", "PYTHONPATH"}}
-        env.update(settings.variables())
-        return env
+        return run_environ(env_dir, settings.variables())
 
     def _paired_context(self, version: str | None) -> str:
         if version is None:

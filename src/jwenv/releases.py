@@ -171,9 +171,9 @@ def load_index(cache_dir: Path, *, refresh: bool = False, offline: bool = False)
             "installed environments still run"
         ) from exc
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_bytes(raw)
-    os.replace(tmp, cache)
+    from jwenv.store import write_text_atomic  # concurrent installs share this cache
+
+    write_text_atomic(cache, raw.decode())
     index = build_index(data)
     index.fetched = time.time()
     return index
@@ -203,6 +203,19 @@ class Resolved:
     @property
     def default_name(self) -> str | None:
         return self.version
+
+
+def _is_version_or_specifier(spec: str) -> bool:
+    try:
+        Version(spec)
+        return True
+    except InvalidVersion:
+        pass
+    try:
+        SpecifierSet(spec)
+        return True
+    except InvalidSpecifier:
+        return False
 
 
 def is_plain_version(spec: str) -> bool:
@@ -241,8 +254,12 @@ def resolve(spec: str, index_loader, *, allow_prereleases: bool = False) -> Reso
                 version = None
         req = f"jwst @ git+{url}" + (f"@{ref}" if ref else "")
         return Resolved(spec, "git", req, version, git_repo=url, git_ref=ref)
-    if not (spec.startswith(("/", "./", "../", "~/")) or os.sep in spec
-            or spec.endswith(".whl") or Path(spec).is_dir()):
+    # A version or specifier wins over a same-named directory in the cwd (`compare -o .`
+    # makes folders named after versions); `./1.20.2` still means the directory.
+    looks_like_path = spec.startswith(("/", "./", "../", "~/")) or os.sep in spec \
+        or spec.endswith(".whl")
+    if not looks_like_path and (spec == "latest" or _is_version_or_specifier(spec)
+                                or not Path(spec).is_dir()):
         return _resolve_release(spec, index_loader, allow_prereleases)
     path = Path(spec).expanduser()
     if spec.endswith(".whl"):

@@ -21,6 +21,7 @@ from typing import Any
 from jwenv.envs import Env
 from jwenv.errors import BadInput, JwenvError
 from jwenv.runs import error_line
+from jwenv.store import write_json_atomic
 
 Event = Callable[[str, str], None]
 ASN_SCRIPT = Path(__file__).with_name("scripts") / "make_asn.py"
@@ -195,8 +196,15 @@ def pipeline_steps(env: Env) -> dict[str, list[str]]:
     if cache.is_file():
         return json.loads(cache.read_text())
     steps = _helper(env, "steps")
-    cache.write_text(json.dumps(steps))
+    write_json_atomic(cache, steps)
     return steps
+
+
+def _stamp(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _fresh(products: list[Path], inputs: list[Path]) -> bool:
@@ -257,7 +265,9 @@ def plan_chain(inputs: list[Input], out: Path, stages: list[int]) -> list[_Job]:
         elif stage == 2:
             backgrounds = [i.path for i in todo if i.background]
             for item in (i for i in todo if not i.background):
-                cal = out / f"{item.base}_cal.fits"
+                # per-integration inputs give per-integration products
+                suffix = "calints" if item.path.stem.endswith("_rateints") else "cal"
+                cal = out / f"{item.base}_{suffix}.fits"
                 asn = out / "asn" / f"{item.base}_image2_asn.json"
                 jobs.append(_Job(2, pipeline, item.base, asn, [item.path, *backgrounds], [cal],
                                  {"level": 2, "out": str(asn), "science": str(item.path),
@@ -267,9 +277,10 @@ def plan_chain(inputs: list[Input], out: Path, stages: list[int]) -> list[_Job]:
             science = [i for i in todo if not i.background]
             name = level3
             asn = out / "asn" / f"{name}_image3_asn.json"
-            products = [out / f"{name}_i2d.fits"]
             if pipeline == "Image3Pipeline":
-                products.append(out / f"{name}_cat.ecsv")
+                products = [out / f"{name}_i2d.fits", out / f"{name}_cat.ecsv"]
+            else:  # spectra: the combined 1-D product (untested here: imaging only so far)
+                products = [out / f"{name}_x1d.fits"]
             needs = [i.path for i in science]
             jobs.append(_Job(3, pipeline, name, asn, needs, products,
                              {"level": 3, "out": str(asn), "product_name": name,
@@ -302,15 +313,24 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
             run = StageRun(job.stage, job.pipeline, job.name, job.needs, job.products,
                            logs / f"stage{job.stage}_{job.name}.log")
             result.runs.append(run)
-            if not rerun and _fresh(job.products, job.needs):
+            extra = [a for step, a in steps if step in names.get(job.pipeline, [])]
+            stamp = {"jwst": env.manifest.jwst_version, "context": context or env.context,
+                     "offline": offline, "args": extra}
+            stamp_file = logs / f"stage{job.stage}_{job.name}.json"
+            if not rerun and _fresh(job.products, job.needs) and _stamp(stamp_file) == stamp:
                 run.up_to_date = True
                 notify("skip", f"{env.name}: stage {job.stage} {job.name}: up to date")
                 continue
             rerun = True  # everything downstream of a re-run is stale too
             if job.asn is not None and asn_maker is not None:
-                _wait_helper(env, asn_maker)
+                try:
+                    _wait_helper(env, asn_maker)
+                except JwenvError as exc:
+                    result.error = str(exc)
+                    notify("fail", f"{env.name}: {result.error}")
+                    return result
                 asn_maker = None
-            extra = [a for step, a in steps if step in names.get(job.pipeline, [])]
+            stamp_file.unlink(missing_ok=True)
             cmd = ["strun", f"jwst.pipeline.{job.pipeline}", str(job.target),
                    "--output_dir", str(out), *extra]
             notify("start", f"{env.name}: stage {job.stage} {job.name}")
@@ -325,6 +345,7 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
                                 f"{_why(run)}")
                 notify("fail", f"{env.name}: {result.error}; log: {run.log}")
                 return result
+            write_json_atomic(stamp_file, stamp)  # what made these products
             notify("done", f"{env.name}: stage {job.stage} {job.name} ({run.seconds:.0f} s)")
     finally:
         if asn_maker is not None:

@@ -18,17 +18,39 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from jwenv.errors import BadInput
+from jwenv.errors import BadInput, JwenvError
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+class CommandFailed(JwenvError):
+    """The command could not be started (exit codes as a shell's: 126, 127)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+
+def _load_prctl():  # resolved once, here: the child after fork only calls it
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _terminal_delivers_sigint() -> bool:
+    """Ctrl-C in a terminal reaches the whole foreground process group, the child too."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
 
 
 def which_in(cmd: str, environ: Mapping[str, str]) -> str:
@@ -37,8 +59,24 @@ def which_in(cmd: str, environ: Mapping[str, str]) -> str:
         return cmd
     found = shutil.which(cmd, path=environ.get("PATH"))
     if not found:
-        raise BadInput(f"command not found in the environment: {cmd}")
+        raise CommandFailed(f"command not found in the environment: {cmd}", 127)
     return found
+
+
+def _start(argv: list[str], environ: Mapping[str, str], cwd: Path | None,
+           log: Path | None) -> subprocess.Popen:
+    preexec = _die_with_parent if _PRCTL is not None else None
+    try:
+        if log is None:
+            return subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec)
+        with log.open("ab") as fh:
+            return subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec,
+                                    stdin=subprocess.DEVNULL, stdout=fh,
+                                    stderr=subprocess.STDOUT)
+    except PermissionError:
+        raise CommandFailed(f"permission denied: {argv[0]}", 126) from None
+    except OSError as exc:
+        raise CommandFailed(f"cannot run {argv[0]}: {exc.strerror}", 127) from None
 
 
 def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
@@ -51,19 +89,20 @@ def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
     if not cmd:
         raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
     argv = [which_in(cmd[0], environ), *cmd[1:]]
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    if log is None:
-        proc = subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec)
-    else:
-        with log.open("ab") as fh:
-            proc = subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec,
-                                    stdin=subprocess.DEVNULL, stdout=fh,
-                                    stderr=subprocess.STDOUT)
+    started: list[subprocess.Popen] = []
+    pending: list[int] = []
+    skip_sigint = log is None and _terminal_delivers_sigint()
 
     def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGINT and skip_sigint:
+            return  # the terminal sent it to the child already: twice cuts its clean-up
+        if not started:
+            pending.append(signum)
+            return
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
+            started[0].send_signal(signum)
 
+    # Handlers first, so a signal that arrives while the child starts is not lost.
     previous = {}
     for sig in _FORWARDED:
         try:
@@ -71,6 +110,11 @@ def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
         except ValueError:  # not the main thread (e.g. a batch worker's thread)
             break
     try:
+        proc = _start(argv, environ, cwd, log)
+        started.append(proc)
+        for signum in pending:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
         while True:
             try:
                 rc = proc.wait()

@@ -68,7 +68,13 @@ def error_line(log: Path, returncode: int) -> str:
 
 
 def default_output_root() -> Path:
-    return Path.cwd() / "jwenv-runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    """A new directory per run (two runs in the same second never share one)."""
+    parent = Path.cwd() / "jwenv-runs"
+    parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=parent))
 
 
 def command_for(cmd: Sequence[str], output_dir: Path) -> list[str]:
@@ -91,6 +97,7 @@ def run_across(envs: Sequence[Env], cmd: Sequence[str], out_root: Path, *, jobs:
         raise BadInput("the same environment is named twice")
     if not cmd:
         raise BadInput("no command given after --")
+    command_for(cmd, out_root)  # refuse a bad command before anything is written
     notify = on_event or (lambda _e, _d: None)
 
     def one(env: Env) -> VersionRun:

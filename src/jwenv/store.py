@@ -5,7 +5,7 @@
     $JWENV_HOME/                    (platformdirs user data dir by default)
         envs/<name>/                a complete environment (a venv) ...
         envs/<name>/jwenv.json      ... and its manifest; no manifest = not usable
-        staging/<name>.<random>/    environments being built; never listed or run
+        staging/<name>@<random>/    environments being built; never listed or run
         locks/<name>.lock           one file lock per environment name
         logs/                       installer logs of failed builds
     cache dir (platformdirs user cache dir, or $JWENV_HOME/cache)
@@ -141,13 +141,14 @@ class Store:
         return self.locks_dir / f"{validate_name(name)}.lock"
 
     def new_staging(self, name: str) -> Path:
+        # '@' cannot be in a name, so "1.20" never matches the staging dirs of "1.20.2".
         self.ensure()
-        return Path(tempfile.mkdtemp(prefix=f"{validate_name(name)}.", dir=self.staging_dir))
+        return Path(tempfile.mkdtemp(prefix=f"{validate_name(name)}@", dir=self.staging_dir))
 
     def clean_staging(self, name: str) -> None:
         """Remove leftovers of interrupted builds of `name` (call with its lock held)."""
         if self.staging_dir.is_dir():
-            for leftover in self.staging_dir.glob(f"{name}.*"):
+            for leftover in self.staging_dir.glob(f"{validate_name(name)}@*"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
     def read_manifest(self, name: str) -> Manifest | None:
@@ -170,24 +171,55 @@ class Store:
                 yield child.name
 
     def publish(self, staging: Path, name: str) -> Path:
-        """Move a finished build into place; an old one with the same name is replaced."""
+        """Move a finished build into place; an old one with the same name is replaced.
+
+        The replacement is one atomic exchange where the OS has it (Linux renameat2), so
+        a kill at any moment leaves either the old or the new environment at the name.
+        """
         final = self.env_path(name)
-        trash = None
-        if final.exists():
-            trash = self.staging_dir / f"{name}.old-{os.getpid()}"
-            os.replace(final, trash)
-        os.replace(staging, final)
-        if trash is not None:
+        if final.exists() and _exchange(staging, final):
+            shutil.rmtree(staging, ignore_errors=True)  # now holds the old environment
+            return final
+        if final.exists():  # no atomic exchange here: two renames
+            trash = Path(tempfile.mkdtemp(prefix=f"{name}@old-", dir=self.staging_dir))
+            os.replace(final, trash / "env")
+            os.replace(staging, final)
             shutil.rmtree(trash, ignore_errors=True)
+            return final
+        os.replace(staging, final)
         return final
 
     def remove(self, name: str) -> None:
         final = self.env_path(name)
-        trash = self.staging_dir / f"{name}.removed-{os.getpid()}"
         self.ensure()
+        trash = Path(tempfile.mkdtemp(prefix=f"{validate_name(name)}@removed-",
+                                      dir=self.staging_dir))
         # Rename first: the environment disappears at once, the slow delete follows.
-        os.replace(final, trash)
+        try:
+            os.replace(final, trash / "env")
+        except FileNotFoundError:
+            shutil.rmtree(trash, ignore_errors=True)
+            from jwenv.errors import EnvNotFound
+
+            raise EnvNotFound(f"no environment named {name!r}") from None
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return rc == 0
 
 
 def dir_size(path: Path) -> int:

@@ -197,8 +197,8 @@ def _sdp_from_git(repo: str, ref: str | None) -> str | None:
         if ref:
             cmd += ["--branch", ref]
         out = subprocess.run([*cmd, repo, tmp], capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            return None
+        if out.returncode != 0:  # not "no sdp file": don't remember it as one
+            raise OSError(f"git clone {repo} failed: {out.stderr.strip()[-200:]}")
         show = subprocess.run(["git", "-C", tmp, "show", "HEAD:requirements-sdp.txt"],
                               capture_output=True, text=True, check=False)
         return show.stdout if show.returncode == 0 else None
