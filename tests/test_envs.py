@@ -120,3 +120,20 @@ def test_killed_install_leaves_nothing_usable(home, fake_wheel):
     assert [p for p in store.staging_dir.iterdir()] == []
     out = jwenv("run", "9.9.9", "--", "strun", "x")
     assert out.returncode == 0 and strun_report(out.stdout)["argv"] == ["x"]
+
+
+def test_sigterm_during_install_cleans_up(home, fake_wheel):
+    store = Store()
+    env = dict(os.environ, FAKE_JWST_IMPORT_SLEEP="60")  # the health check hangs
+    proc = subprocess.Popen([sys.executable, "-m", "jwenv", "install", str(fake_wheel),
+                             "--python", str(BASE_PYTHON), "--check", "import"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(store.staging_dir.glob("9.9.9@*/env/bin/python")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.terminate()
+    assert proc.wait(timeout=30) == 143
+    assert Env.all() == []
+    assert list(store.staging_dir.iterdir()) == []  # unwound: nothing half-built is left

@@ -125,15 +125,9 @@ def install_with_progress(spec: str, options: Any) -> Env:
 
 # -- run / shell / env ---------------------------------------------------------
 def _get_or_install(name: str, do_install: bool) -> Env:
-    from jwenv.envs import Env, InstallOptions
-    from jwenv.errors import EnvNotFound
+    from jwenv.fastrun import get_or_install
 
-    try:
-        return Env.get(name)
-    except EnvNotFound:
-        if not do_install:
-            raise
-        return install_with_progress(name, InstallOptions())
+    return get_or_install(name, do_install)
 
 
 @app.command(context_settings=PASSTHROUGH, options_metavar="[OPTIONS] -- CMD [ARGS ...]")
@@ -720,10 +714,14 @@ def demo(
 
 def main() -> None:
     """Entry point: one-line errors, tracebacks only with --debug."""
+    import signal
+
     from jwenv.errors import JwenvError
 
     debug = "--debug" in sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else \
         "--debug" in sys.argv
+    # SIGTERM unwinds like Ctrl-C: staging is removed and installer children are killed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         app()
     except JwenvError as err:

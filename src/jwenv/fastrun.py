@@ -32,21 +32,28 @@ def ensure_output_dir(cmd: Sequence[str], cwd: Path | None = None) -> Path | Non
 def run_command(name: str, cmd: Sequence[str], *, context: str | None = None,
                 offline: bool | None = None, install: bool = False) -> int:
     """What `jwenv run` does: find (or install) the env, prepare, run, return the code."""
-    from jwenv.envs import Env
-    from jwenv.errors import BadInput, EnvNotFound
+    from jwenv.errors import BadInput
 
     if not cmd:
         raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
+    env = get_or_install(name, install)
+    return env.run(cmd, context=context, offline=offline)  # creates strun's --output_dir
+
+
+def get_or_install(name: str, install: bool):
+    """The installed env `name`; with `install`, build it first if it is missing."""
+    from jwenv.envs import Env
+    from jwenv.errors import EnvNotFound
+
     try:
-        env = Env.get(name)
+        return Env.get(name)
     except EnvNotFound:
         if not install:
             raise
         from jwenv.cli import install_with_progress
         from jwenv.envs import InstallOptions
 
-        env = install_with_progress(name, InstallOptions())
-    return env.run(cmd, context=context, offline=offline)  # creates strun's --output_dir
+        return install_with_progress(name, InstallOptions())
 
 
 def _parse_simple_run(opts: list[str]) -> tuple[str, str | None, bool | None] | None:
