@@ -57,16 +57,6 @@ def test_only_dirs_with_a_manifest_are_environments(tmp_path):
     assert store.read_manifest("half-built") is None
 
 
-def test_publish_replaces_atomically(tmp_path):
-    store = Store(tmp_path / "home", tmp_path / "cache")
-    for content in ("old", "new"):
-        staging = store.new_staging("x")
-        (staging / "marker").write_text(content)
-        store.publish(staging, "x")
-    assert (store.env_path("x") / "marker").read_text() == "new"
-    assert list(store.staging_dir.iterdir()) == []
-
-
 def test_clean_staging_removes_leftovers_of_that_name_only(tmp_path):
     store = Store(tmp_path / "home", tmp_path / "cache")
     a, b = store.new_staging("1.20"), store.new_staging("1.20.2")  # a prefix of the other
