@@ -9,9 +9,7 @@ directories, and compares every product level.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,20 +60,12 @@ def generate(env: Env, out: Path, *, program: bool = False, size: int | None = N
     otherwise one small exposure for Detector1.
     """
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [str(env.python), str(offline.SCRIPT), "--out", str(out)]
+    args = ["--out", str(out)]
     if program:
-        cmd.append("--program")
+        args.append("--program")
     if size is not None:
-        cmd += ["--size", str(size)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                          env=env.environ(offline=True))
-    lines = proc.stdout.strip().splitlines()
-    try:
-        report = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise JwenvError(f"the offline generator failed under jwst "
-                         f"{env.manifest.jwst_version}: {last}") from None
+        args += ["--size", str(size)]
+    report = env.run_script(offline.SCRIPT, *args, what="run the offline generator")
     return Program(root=out, context=report["context"], crds_path=Path(report["crds_path"]),
                    uncal=[Path(p) for p in report["uncal"]],
                    strun_args=list(report.get("strun_args", [])),
@@ -88,13 +78,8 @@ def prepare(envs: list[Env], out: Path, *, program: bool = False,
     ordered = sorted(envs, key=lambda e: Version(e.manifest.jwst_version))
     made = generate(ordered[0], out, program=program, size=size)
     for env in ordered[1:]:
-        proc = subprocess.run([str(env.python), str(offline.SCRIPT), "--out", str(out),
-                               "--extend"], capture_output=True, text=True, check=False,
-                              env=env.environ(offline=True))
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise JwenvError(f"jwst {env.manifest.jwst_version} could not extend the local "
-                             f"CRDS mappings: {last}")
+        env.run_script(offline.SCRIPT, "--out", str(out), "--extend",
+                       what="extend the local CRDS mappings")
     return made
 
 

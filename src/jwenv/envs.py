@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jwenv import crds, runner
-from jwenv.errors import BadInput, EnvNotFound
+from jwenv.errors import BadInput, EnvNotFound, JwenvError
 from jwenv.store import Manifest, Store, dir_size, validate_name
 
 Progress = Callable[[str, str], None]
@@ -154,6 +154,27 @@ class Env:
         ensure_output_dir(cmd, cwd)
         return runner.run(cmd, self.environ(context=context, offline=offline, extra=extra_env),
                           cwd=cwd, log=log)
+
+    def run_script(self, script: Path, *args: str, what: str) -> dict[str, Any]:
+        """Run one of jwenv's in-environment scripts with this env's Python, offline.
+
+        The scripts print one JSON object as their last stdout line; anything else is
+        a one-line error saying `what` failed, with the script's last stderr line.
+        """
+        import json
+        import subprocess
+
+        proc = subprocess.run([str(self.python), str(script), *args], capture_output=True,
+                              text=True, env=self.environ(offline=True), check=False)
+        lines = proc.stdout.strip().splitlines()
+        try:
+            if proc.returncode != 0 or not lines:
+                raise ValueError
+            return json.loads(lines[-1])
+        except ValueError:
+            last = (proc.stderr.strip().splitlines() or lines or ["no output"])[-1]
+            raise JwenvError(f"jwst {self.manifest.jwst_version} could not {what}: "
+                             f"{last}") from None
 
     # -- changing -------------------------------------------------------------
     def pin(self, context: str) -> None:

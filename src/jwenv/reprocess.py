@@ -179,23 +179,12 @@ def split_step_args(args: Sequence[str]) -> list[tuple[str, str]]:
 
 
 # -- the chain ------------------------------------------------------------------------
-def _helper(env: Env, *args: str) -> dict[str, Any]:
-    proc = subprocess.run([str(env.python), str(ASN_SCRIPT), *args], capture_output=True,
-                          text=True, env=env.environ(offline=True), check=False)
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise JwenvError(f"jwst {env.manifest.jwst_version} could not run "
-                         f"{args[0]} ({last})") from None
-
-
 def pipeline_steps(env: Env) -> dict[str, list[str]]:
     """Step names of each pipeline of this release (cached in the environment)."""
     cache = env.path / "jwenv-steps.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    steps = _helper(env, "steps")
+    steps = env.run_script(ASN_SCRIPT, "steps", what="list its pipelines' steps")
     write_json_atomic(cache, steps)
     return steps
 
