@@ -1,4 +1,4 @@
-"""Issue 2 targets, measured against `python -m venv` + `pip install` in the same run.
+"""Core targets, measured against `python -m venv` + `pip install` in the same run.
 
     python benchmarks/bench_core.py [--version 1.20.2] [--second 3.0.0] [--reps 10]
 

@@ -27,14 +27,16 @@ def main() -> None:
     ap.add_argument("--versions", default="1.20.2,3.0.0")
     ap.add_argument("--reps", type=int, default=1)
     args = ap.parse_args()
-    from jwenv.demo import prepare
-    from jwenv.envs import Env, InstallOptions
+    from jwenv import Env, InstallOptions
+    from jwenv.offline import prepare
 
     versions = args.versions.split(",")
     envs = [Env.install(v, InstallOptions()) for v in versions]
     work = Path(tempfile.mkdtemp(prefix="jwenv-bench-chain-"))
     program = prepare(envs, work / "program", program=True)
-    base_env = {**os.environ, **program.crds_env(), "JWENV_OFFLINE": "1"}
+    # the CLI reads a user's CRDS_PATH; the hand-written mappings need their checksums ignored
+    base_env = {**os.environ, "CRDS_PATH": str(program.crds_path),
+                "CRDS_IGNORE_MAPPING_CHECKSUM": "1", "JWENV_OFFLINE": "1"}
     rows = []
     try:
         for env in envs:
@@ -54,8 +56,7 @@ def main() -> None:
                 # the same strun commands by hand, with jwenv's associations
                 hand = work / f"hand-{env.name}-{rep}"
                 hand.mkdir()
-                environ = env.environ(offline=True, context=program.context,
-                                      extra=program.crds_env())
+                environ = env.environ(cache=program.cache)
                 t0 = time.perf_counter()
                 for r in runs:
                     target = r["inputs"][0] if r["stage"] == 1 else _asn_for(out, env.name, r)

@@ -30,7 +30,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from jwenv.envs import Env, InstallOptions
+from jwenv import Env, InstallOptions
 from jwenv.errors import JwenvError
 from jwenv.releases import Release, load_index
 from jwenv.store import Store

@@ -1,4 +1,7 @@
-"""The command line as a user meets it: one-line errors, --json, exit codes."""
+"""The command line as a user meets it: one-line errors, --json, exit codes.
+
+Run in-process (helpers.cli) where a subprocess is not the point.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,8 @@ import json
 
 import pytest
 
-from conftest import BASE_PYTHON, jwenv
-
-
-def _one_line_error(out, *needles):
-    assert out.returncode != 0
-    assert "Traceback" not in out.stderr
-    # Progress lines may precede it (stderr is not a terminal here); the error is one line.
-    lines = [ln for ln in out.stderr.strip().splitlines() if ln.startswith("jwenv: error")]
-    assert len(lines) == 1 and out.stderr.strip().endswith(lines[0]), out.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+from helpers import BASE_PYTHON, cli, jwenv
+from helpers import one_line_error as _one_line_error
 
 
 @pytest.mark.parametrize(("args", "needles"), [
@@ -33,69 +27,73 @@ def _one_line_error(out, *needles):
     (["pin", "nope", "jwst_1464.pmap"], ["no environment named"]),
     (["install", "/x.whl"], ["no such wheel"]),
 ])
-def test_errors_are_one_line(home, args, needles):
-    _one_line_error(jwenv(*args), *needles)
+def test_errors_are_one_line(args, needles):
+    _one_line_error(cli(*args), *needles)
 
 
-def test_no_python_is_one_line(home, fake_wheel):
-    out = jwenv("install", str(fake_wheel), "--python", "3.99")
+def test_errors_are_one_line_from_the_console_script():
+    # the same path as a user's shell: python -m jwenv, in a process of its own
+    _one_line_error(jwenv("install", "1.2.x"), "malformed version")
+
+
+def test_no_python_is_one_line(fake_wheel):
+    out = cli("install", str(fake_wheel), "--python", "3.99")
     _one_line_error(out, "3.99", "found:", "uv python install 3.99")
 
 
-def test_store_not_writable(home, tmp_path):
+def test_store_not_writable(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
-    import os
-    env = dict(os.environ, JWENV_HOME=str(tmp_path / "file" / "home"))
-    _one_line_error(jwenv("install", "latest", env=env), "not writable")
+    monkeypatch.setenv("JWENV_HOME", str(tmp_path / "file" / "home"))
+    _one_line_error(cli("install", "latest"), "not writable")
 
 
-def test_debug_shows_the_traceback(home):
+def test_debug_shows_the_traceback():
     out = jwenv("--debug", "run", "7.7.7", "--", "strun")
     assert "Traceback" in out.stderr and "EnvNotFound" in out.stderr
 
 
-def test_list_info_env_json(home, installed):
-    rows = json.loads(jwenv("list", "--json").stdout)
+def test_list_info_env_json(installed):
+    rows = json.loads(cli("list", "--json").stdout)
     assert [r["name"] for r in rows] == ["9.9.9"] and rows[0]["size_bytes"] > 0
-    info = json.loads(jwenv("info", installed, "--json").stdout)
+    info = json.loads(cli("info", installed, "--json").stdout)
     assert info["jwst_version"] == "9.9.9" and info["python_path"]
-    variables = json.loads(jwenv("env", installed, "--json").stdout)
+    variables = json.loads(cli("env", installed, "--json").stdout)
     assert variables["VIRTUAL_ENV"] == info["path"]
-    exports = jwenv("env", installed).stdout
+    exports = cli("env", installed).stdout
     assert f"export VIRTUAL_ENV={info['path']}" in exports
-    table = jwenv("list").stdout
+    table = cli("list").stdout
     assert "9.9.9" in table and "CRDS context" in table
 
 
-def test_pin_then_env_shows_it(home, installed):
-    assert jwenv("pin", installed, "jwst_1464.pmap").returncode == 0
-    assert "export CRDS_CONTEXT=jwst_1464.pmap" in jwenv("env", installed).stdout
-    status = json.loads(jwenv("crds", "status", installed, "--offline", "--json").stdout)
+def test_pin_then_env_shows_it(installed):
+    assert cli("pin", installed, "jwst_1464.pmap").returncode == 0
+    assert "export CRDS_CONTEXT=jwst_1464.pmap" in cli("env", installed).stdout
+    status = json.loads(cli("crds", "status", installed, "--offline", "--json").stdout)
     assert status["mode"] == "offline" and status["context"] == "jwst_1464.pmap"
     assert status["context_cached"] is False
 
 
-def test_install_twice_reports_cached(home, fake_wheel):
+def test_install_twice_reports_cached(fake_wheel):
     args = ["install", str(fake_wheel), "--python", str(BASE_PYTHON), "--check", "import"]
-    assert jwenv(*args).returncode == 0
-    again = jwenv(*args, "--json")
+    assert cli(*args).returncode == 0
+    again = cli(*args, "--json")
     assert again.returncode == 0 and "already installed" in again.stderr
     assert json.loads(again.stdout)["name"] == "9.9.9"
 
 
-def test_remove(home, installed):
-    assert jwenv("remove", installed).returncode == 0
-    assert json.loads(jwenv("list", "--json").stdout) == []
+def test_remove(installed):
+    assert cli("remove", installed).returncode == 0
+    assert json.loads(cli("list", "--json").stdout) == []
 
 
-def test_shell_runs_with_the_env_active(home, installed, monkeypatch):
+def test_shell_runs_with_the_env_active(installed, monkeypatch):
     monkeypatch.setenv("SHELL", "/bin/sh")
     out = jwenv("shell", installed, input='echo "venv=$VIRTUAL_ENV"; exit 3\n')
     assert out.returncode == 3 and "/envs/9.9.9" in out.stdout
 
 
-def test_virtualenv_backend(home, fake_wheel):
-    out = jwenv("install", str(fake_wheel), "--python", str(BASE_PYTHON), "--check", "import",
+def test_virtualenv_backend(fake_wheel):
+    out = cli("install", str(fake_wheel), "--python", str(BASE_PYTHON), "--check", "import",
                 "--backend", "virtualenv", "--name", "venv-fake", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["backend"] == "virtualenv"
@@ -103,32 +101,32 @@ def test_virtualenv_backend(home, fake_wheel):
     assert run.returncode == 4  # the console script works after the move from staging
 
 
-def test_export_then_install_from_the_lock(home, installed, tmp_path):
-    assert jwenv("pin", installed, "jwst_1234.pmap").returncode == 0
+def test_export_then_install_from_the_lock(installed, tmp_path):
+    assert cli("pin", installed, "jwst_1234.pmap").returncode == 0
     lock = tmp_path / "env.lock"
-    assert jwenv("export", installed, "-o", str(lock)).returncode == 0
+    assert cli("export", installed, "-o", str(lock)).returncode == 0
     text = lock.read_text()
     assert text.startswith("# jwenv lock 1\n")
     assert "# crds-context: jwst_1234.pmap" in text and "# jwst: 9.9.9" in text
-    out = jwenv("install", "--lock", str(lock), "--name", "copy", "--check", "import", "--json")
+    out = cli("install", "--lock", str(lock), "--name", "copy", "--check", "import", "--json")
     assert out.returncode == 0, out.stderr
     copy = json.loads(out.stdout)
-    original = json.loads(jwenv("info", installed, "--json").stdout)
+    original = json.loads(cli("info", installed, "--json").stdout)
     assert copy["packages"] == original["packages"]
     assert copy["crds_context"] == "jwst_1234.pmap"
     assert copy["python_version"] == original["python_version"]
     assert copy["strategy"] == "lock"
 
 
-def test_bad_lock_files(home, tmp_path):
+def test_bad_lock_files(tmp_path):
     not_a_lock = tmp_path / "reqs.txt"
     not_a_lock.write_text("numpy==1.0\n")
-    _one_line_error(jwenv("install", "--lock", str(not_a_lock)), "is not a jwenv lock")
-    _one_line_error(jwenv("install", "--lock", str(tmp_path / "missing")), "cannot read lock")
-    _one_line_error(jwenv("install"), "give a VERSION or --lock")
+    _one_line_error(cli("install", "--lock", str(not_a_lock)), "is not a jwenv lock")
+    _one_line_error(cli("install", "--lock", str(tmp_path / "missing")), "cannot read lock")
+    _one_line_error(cli("install"), "give a VERSION or --lock")
 
 
-def test_available_lists_releases_with_contexts_and_installed(home, installed, tmp_path,
+def test_available_lists_releases_with_contexts_and_installed(installed, tmp_path,
                                                              monkeypatch):
     from test_releases import _pypi_json
 
@@ -138,24 +136,27 @@ def test_available_lists_releases_with_contexts_and_installed(home, installed, t
     index = tmp_path / "jwst.json"
     index.write_text(json.dumps(data))
     monkeypatch.setenv("JWENV_PYPI_URL", index.as_uri())  # urllib reads file:// URLs
-    rows = {r["version"]: r for r in json.loads(jwenv("available", "--json").stdout)}
+    rows = {r["version"]: r for r in json.loads(cli("available", "--json").stdout)}
     assert rows["9.9.9"]["installed"] == ["9.9.9"]
     assert rows["1.20.2"]["crds_context"] == "jwst_1464.pmap"
     assert rows["1.20.2"]["dms_build"] == "B12.1.1"
     assert rows["1.20.2"]["released"] == "2025-11-03"
     assert rows["1.20.2"]["requires_python"] == ">=3.11,<3.14"
     assert "0.15.1" not in rows and "3.1.0rc1" not in rows  # git-only / prerelease: --all
-    every = {r["version"]: r for r in json.loads(jwenv("available", "--all", "--json").stdout)}
+    every = {r["version"]: r for r in json.loads(cli("available", "--all", "--json").stdout)}
     assert every["0.15.1"]["source"] == "git" and every["0.15.1"]["released"] == "2020-03-10"
-    assert "jwst_1464.pmap" in jwenv("available").stdout
+    assert "jwst_1464.pmap" in cli("available").stdout
 
 
 def test_repair_rebuilds_from_the_envs_own_lock(home, installed):
-    assert jwenv("pin", installed, "jwst_0777.pmap").returncode == 0
-    before = json.loads(jwenv("info", installed, "--json").stdout)
-    out = jwenv("repair", installed)
+    assert cli("pin", installed, "jwst_0777.pmap").returncode == 0
+    before = json.loads(cli("info", installed, "--json").stdout)
+    marker = home / "envs" / installed / "jwenv-test-marker"
+    marker.write_text("in the old environment only")
+    out = cli("repair", installed)
     assert out.returncode == 0, out.stderr
-    after = json.loads(jwenv("info", installed, "--json").stdout)
-    assert after["created"] >= before["created"] and after["strategy"] == "lock"
+    after = json.loads(cli("info", installed, "--json").stdout)
+    assert not marker.exists()  # a new build replaced the environment
+    assert after["strategy"] == "lock" and after["created"] >= before["created"]
     assert after["packages"] == before["packages"]
     assert after["crds_context"] == "jwst_0777.pmap"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from conftest import jwenv
+from helpers import jwenv
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from conftest import BASE_PYTHON, jwenv, strun_report
-from jwenv.envs import Env, InstallOptions
-from jwenv.errors import BadInput, EnvNotFound
+from helpers import BASE_PYTHON, jwenv, strun_report
+from jwenv import Env, InstallOptions
+from jwenv.crds import LocalCache
+from jwenv.errors import BadInput, EnvNotFound, JwenvError
 from jwenv.store import Store
 
 
@@ -21,7 +22,7 @@ def _options(**kw) -> InstallOptions:
     return InstallOptions(python=str(BASE_PYTHON), check="import", **kw)
 
 
-def test_install_records_everything(home, fake_wheel):
+def test_install_records_everything(fake_wheel):
     env = Env.install(str(fake_wheel), _options(crds_context="jwst_1200.pmap"))
     m = env.manifest
     assert (m.name, m.jwst_version, m.source, m.backend) == ("9.9.9", "9.9.9", "local", "uv")
@@ -35,12 +36,12 @@ def test_install_records_everything(home, fake_wheel):
     assert list(Store().staging_dir.iterdir()) == []
 
 
-def test_local_source_directory(home, fake_source):
+def test_local_source_directory(fake_source):
     env = Env.install(str(fake_source), _options(name="src-build"))
     assert (env.name, env.manifest.jwst_version) == ("src-build", "9.9.8")
 
 
-def test_run_environment(home, installed, tmp_path, monkeypatch):
+def test_run_environment(installed, tmp_path, monkeypatch):
     env = Env.get(installed)
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
     v = env.environ()
@@ -53,7 +54,27 @@ def test_run_environment(home, installed, tmp_path, monkeypatch):
     assert env.environ(offline=True)["CRDS_SERVER_URL"].endswith("serverless-mode.stsci.edu")
 
 
-def test_cached_reinstall_is_a_no_op(home, fake_wheel):
+def test_a_local_crds_cache_replaces_the_crds_settings(installed, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRDS_PATH", "/users/own/cache")  # would win without a local cache
+    env = Env.get(installed)
+    v = env.environ(cache=LocalCache(tmp_path / "crds", "jwst_9000.pmap"))
+    assert v["CRDS_PATH"] == str(tmp_path / "crds")
+    assert v["CRDS_CONTEXT"] == "jwst_9000.pmap"
+    assert v["CRDS_SERVER_URL"].endswith("serverless-mode.stsci.edu")
+    assert v["CRDS_IGNORE_MAPPING_CHECKSUM"] == "1"  # hand-written mappings
+    assert "CRDS_IGNORE_MAPPING_CHECKSUM" not in env.environ()
+
+
+def test_a_failing_in_env_script_is_one_line(installed, tmp_path):
+    # the fake jwst has no jwst.associations: make_asn fails inside the environment
+    with pytest.raises(JwenvError) as err:
+        Env.get(installed).run_script("make_asn", "level2", "--out", str(tmp_path / "a.json"),
+                                      "--science", "x_rate.fits", what="make the associations")
+    assert str(err.value) == ("jwst 9.9.9 could not make the associations: "
+                              "ModuleNotFoundError: No module named 'jwst.associations'")
+
+
+def test_cached_reinstall_is_a_no_op(fake_wheel):
     first = Env.install(str(fake_wheel), _options())
     stamp = (first.path / "jwenv.json").stat().st_mtime_ns
     t0 = time.monotonic()
@@ -64,7 +85,7 @@ def test_cached_reinstall_is_a_no_op(home, fake_wheel):
     assert (forced.path / "jwenv.json").stat().st_mtime_ns != stamp
 
 
-def test_pin_and_remove(home, installed):
+def test_pin_and_remove(installed):
     env = Env.get(installed)
     env.pin("1300")
     assert Env.get(installed).context == "jwst_1300.pmap"
@@ -75,7 +96,7 @@ def test_pin_and_remove(home, installed):
         Env.get(installed)
 
 
-def test_missing_base_interpreter_is_not_reused(home, installed):
+def test_missing_base_interpreter_is_not_reused(installed):
     env = Env.get(installed)
     data = json.loads((env.path / "jwenv.json").read_text())
     data["python_path"] = "/gone/python3.11"
@@ -84,7 +105,7 @@ def test_missing_base_interpreter_is_not_reused(home, installed):
     assert not report["ok"] and "is gone" in report["checks"][0]["detail"]
 
 
-def test_concurrent_installs_build_once(home, fake_wheel):
+def test_concurrent_installs_build_once(fake_wheel):
     args = [sys.executable, "-m", "jwenv", "install", str(fake_wheel), "--python",
             str(BASE_PYTHON), "--check", "import"]
     env = dict(os.environ, FAKE_JWST_IMPORT_SLEEP="2")  # keep the first build busy
@@ -99,7 +120,7 @@ def test_concurrent_installs_build_once(home, fake_wheel):
     assert list(Store().staging_dir.iterdir()) == []
 
 
-def test_killed_install_leaves_nothing_usable(home, fake_wheel):
+def test_killed_install_leaves_nothing_usable(fake_wheel):
     store = Store()
     env = dict(os.environ, FAKE_JWST_IMPORT_SLEEP="60")  # the health check hangs
     proc = subprocess.Popen([sys.executable, "-m", "jwenv", "install", str(fake_wheel),
@@ -122,7 +143,7 @@ def test_killed_install_leaves_nothing_usable(home, fake_wheel):
     assert out.returncode == 0 and strun_report(out.stdout)["argv"] == ["x"]
 
 
-def test_sigterm_during_install_cleans_up(home, fake_wheel):
+def test_sigterm_during_install_cleans_up(fake_wheel):
     store = Store()
     env = dict(os.environ, FAKE_JWST_IMPORT_SLEEP="60")  # the health check hangs
     proc = subprocess.Popen([sys.executable, "-m", "jwenv", "install", str(fake_wheel),

@@ -1,4 +1,4 @@
-"""Issue 2 end to end on real jwst releases from PyPI (network: PyPI only).
+"""The core end to end on real jwst releases from PyPI (network: PyPI only).
 
 The CRDS server is unreachable here, so every step below also proves that the
 run needs no network beyond the package index.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from conftest import jwenv
+from helpers import jwenv
 
 pytestmark = pytest.mark.integration
 

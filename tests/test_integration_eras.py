@@ -1,4 +1,4 @@
-"""Issue 3: old releases get environments that work, each by a general strategy.
+"""Old releases get environments that work, each by a general strategy.
 
 Real installs: 0.15.1 from git (the user's own example; never on PyPI) on the Python of its
 era, 1.12.5 through its operational pins, new releases resolved as of their release date.
@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-from conftest import jwenv
+from helpers import jwenv
+from jwenv import offline
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +72,8 @@ def test_doctor_reruns_the_check(real_env, real_home):
 def test_the_users_example_compare_0_15_1_with_3_0_0_offline(real_env, real_home, tmp_path):
     """`jwenv compare 0.15.1 3.0.0 -- strun jwst.pipeline.Detector1Pipeline x_uncal.fits`,
     offline, on an exposure and CRDS cache that 0.15.1's own datamodels wrote."""
-    from jwenv.demo import prepare
-
     old, new = real_env("0.15.1"), real_env("3.0.0")
-    program = prepare([old.env, new.env], tmp_path / "program")
+    program = offline.prepare([old.env, new.env], tmp_path / "program")
     env = dict(os.environ, JWENV_HOME=str(real_home), CRDS_PATH=str(program.crds_path),
                CRDS_IGNORE_MAPPING_CHECKSUM="1")
     out = jwenv("compare", "0.15.1", "3.0.0", "-o", str(tmp_path / "runs"), "--offline",

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from packaging.version import Version
 
-from jwenv import releases
+from jwenv import crds, releases
 from jwenv.errors import BadInput, IndexUnreachable, UnknownVersion
 
 README = """
@@ -67,9 +67,10 @@ def test_index_merges_pypi_and_git_only_releases(index):
 
 
 def test_context_falls_back_to_nearest_earlier_release(index):
-    assert index.context_for("1.20.2") == "jwst_1464.pmap"
-    assert index.context_for("1.12.4") == "jwst_0586.pmap"  # 1.12.3 has no row either
-    assert index.context_for("1.12.5") == "jwst_1166.pmap"
+    pairs = index.paired_contexts()
+    assert crds.paired_context("1.20.2", pairs) == "jwst_1464.pmap"
+    assert crds.paired_context("1.12.4", pairs) == "jwst_0586.pmap"  # 1.12.3 has no row
+    assert crds.paired_context("1.12.5", pairs) == "jwst_1166.pmap"
 
 
 def test_resolve_exact_latest_and_specifier(index):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from conftest import jwenv
+from helpers import cli, jwenv
+from jwenv import offline
 from jwenv import reprocess as rp
 from jwenv.errors import BadInput
 
@@ -55,11 +56,11 @@ def test_association_input(tmp_path):
     (lambda d: (d / "e_asn.json").write_text('{"asn_type": "image3", "products": []}')
      and d / "e_asn.json", "empty association"),
 ])
-def test_bad_inputs_are_one_line_and_write_nothing(home, tmp_path, make, message):
+def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(BadInput, match=message):
         rp.classify([path])
-    out = jwenv("reprocess", "any-env", str(path), "-o", str(tmp_path / "out"))
+    out = cli("reprocess", "any-env", str(path), "-o", str(tmp_path / "out"))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("jwenv: error:")
     assert message in out.stderr
@@ -86,10 +87,8 @@ def test_step_args_must_name_a_step():
 @pytest.fixture(scope="module")
 def program(real_env, tmp_path_factory):
     """The synthetic 3-exposure program: made by the older release, readable by both."""
-    from jwenv.demo import prepare
-
     envs = [real_env("1.20.2").env, real_env("3.0.0").env]
-    return prepare(envs, tmp_path_factory.mktemp("program"), program=True)
+    return offline.prepare(envs, tmp_path_factory.mktemp("program"), program=True)
 
 
 def _cli_env(real_home, program) -> dict[str, str]:
@@ -98,9 +97,7 @@ def _cli_env(real_home, program) -> dict[str, str]:
 
 
 def _catalog_matches_truth(catalog: Path, truth: Path, tol_arcsec: float) -> None:
-    from jwenv.demo import match_truth
-
-    m = match_truth(catalog, truth, tol_arcsec)
+    m = offline.match_truth(catalog, truth, tol_arcsec)
     assert m["recovered"] == m["injected"] == 40, m
 
 
@@ -151,8 +148,8 @@ def test_restart_from_rate_products(real_env, real_home, program, tmp_path):
     stage1 = tmp_path / "stage1"
     for uncal in program.uncal:
         rc = env.env.run(["strun", "jwst.pipeline.Detector1Pipeline", str(uncal),
-                          "--output_dir", str(stage1)], offline=True, context=program.context,
-                         extra_env=program.crds_env(), log=tmp_path / "d1.log")
+                          "--output_dir", str(stage1)], cache=program.cache,
+                         log=tmp_path / "d1.log")
         assert rc == 0, (tmp_path / "d1.log").read_text()[-2000:]
     rates = sorted(stage1.glob("*_rate.fits"))
     proc = jwenv("reprocess", "1.20.2", *[str(p) for p in rates], "--stages", "2",

@@ -1,110 +1,86 @@
-"""`jwenv run`: live stdio, exit codes, signals, no orphans (fake jwst, no network)."""
+"""runner: a child's environment, exit codes, logs, and in-environment JSON scripts."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import jwenv, strun_report
+import pytest
+
+from jwenv import runner
+from jwenv.errors import BadInput
 
 
-def test_exit_code_and_cwd_pass_through(home, installed, tmp_path):
-    out = jwenv("run", installed, "--", "strun", "--exit", "7", cwd=tmp_path)
-    assert out.returncode == 7
-    report = strun_report(out.stdout)
-    assert report["cwd"] == str(tmp_path)
-    assert report["env"]["VIRTUAL_ENV"].endswith("/envs/9.9.9")
-    assert report["python"].startswith(report["env"]["VIRTUAL_ENV"])
+def _script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "script.py"
+    path.write_text(body)
+    return path
 
 
-def test_stdin_reaches_the_child(home, installed):
-    out = jwenv("run", installed, "--", "strun", "--stdin", input="hello ramps")
-    assert strun_report(out.stdout)["stdin"] == "hello ramps"
+def test_run_environ_isolates_and_puts_the_env_first(tmp_path):
+    base = {"PATH": "/usr/bin", "PYTHONPATH": "/other", "PYTHONHOME": "/x",
+            "CONDA_PREFIX": "/conda", "VIRTUAL_ENV": "/another/venv", "HOME": "/home/u"}
+    env = runner.run_environ(tmp_path / "env", {"CRDS_CONTEXT": "jwst_0001.pmap"}, base)
+    assert env["PATH"] == f"{tmp_path / 'env' / 'bin'}{os.pathsep}/usr/bin"
+    assert env["VIRTUAL_ENV"] == str(tmp_path / "env")
+    assert env["CRDS_CONTEXT"] == "jwst_0001.pmap" and env["HOME"] == "/home/u"
+    assert not {"PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX"} & set(env)
+    assert runner.isolated(base) == {"PATH": "/usr/bin", "HOME": "/home/u"}
 
 
-def test_options_after_the_separator_belong_to_the_command(home, installed):
-    out = jwenv("run", installed, "--", "strun", "--crds-context", "--help-me", "--debug")
-    assert strun_report(out.stdout)["argv"] == ["--crds-context", "--help-me", "--debug"]
+def test_run_passes_the_exit_code_and_writes_the_log(tmp_path):
+    log = tmp_path / "run.log"
+    code = runner.run([sys.executable, "-c", "import sys; print('to the log'); sys.exit(7)"],
+                      dict(os.environ), cwd=tmp_path, log=log)
+    assert code == 7
+    assert log.read_text() == "to the log\n"
 
 
-def test_crds_context_override_for_one_run(home, installed):
-    out = jwenv("run", "--crds-context", "jwst_0042.pmap", installed, "--", "strun")
-    assert strun_report(out.stdout)["env"]["CRDS_CONTEXT"] == "jwst_0042.pmap"
-    out = jwenv("run", installed, "--", "strun")
-    assert strun_report(out.stdout)["env"]["CRDS_CONTEXT"] in ("", None)  # fake: no pin
+def test_a_child_killed_by_a_signal_gives_128_plus_n(tmp_path):
+    code = runner.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), 9)"],
+                      dict(os.environ), log=tmp_path / "log")
+    assert code == 128 + 9
 
 
-def _start_sleeper(installed: str, pidfile: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "jwenv", "run", installed, "--", "strun",
-                             "--sleep", "60", str(pidfile)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not pidfile.exists() or not pidfile.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return proc
+def test_programs_are_found_on_the_runs_path(tmp_path):
+    (tmp_path / "bin").mkdir()
+    tool = tmp_path / "bin" / "only-here"
+    tool.write_text("#!/bin/sh\nexit 3\n")
+    tool.chmod(0o755)
+    environ = dict(os.environ, PATH=str(tmp_path / "bin"))
+    assert runner.which_in("only-here", environ) == str(tool)
+    assert runner.run(["only-here"], environ, log=tmp_path / "log") == 3
+    with pytest.raises(runner.CommandFailed) as err:
+        runner.run(["not-there"], environ)
+    assert err.value.exit_code == 127
+    with pytest.raises(BadInput, match="no command given"):
+        runner.run([], environ)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purposes
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+def test_json_script_returns_the_last_line_even_with_a_failing_exit(tmp_path):
+    script = _script(tmp_path, "import json, sys\nprint('noise')\n"
+                               "print(json.dumps({'ok': False}))\nsys.exit(1)\n")
+    assert runner.run_json_script(Path(sys.executable), script, [], dict(os.environ),
+                                  what="check") == {"ok": False}
 
 
-def test_sigterm_reaches_the_child(home, installed, tmp_path):
-    pidfile = tmp_path / "child.pid"
-    proc = _start_sleeper(installed, pidfile)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 99  # the child's own exit code after its handler ran
-    assert (tmp_path / "child.pid.signal").read_text() == str(int(signal.SIGTERM))
+def test_json_script_without_a_result_is_one_line(tmp_path):
+    script = _script(tmp_path, "import sys\nprint('progress')\n"
+                               "raise KeyError('asn_pool')\n")
+    with pytest.raises(runner.ScriptFailed) as err:
+        runner.run_json_script(Path(sys.executable), script, [], dict(os.environ),
+                               what="make the associations")
+    assert err.value.why == "KeyError: 'asn_pool'"
+    assert str(err.value) == "make the associations: KeyError: 'asn_pool'"
 
 
-def test_sigint_reaches_the_child(home, installed, tmp_path):
-    pidfile = tmp_path / "child.pid"
-    proc = _start_sleeper(installed, pidfile)
-    proc.send_signal(signal.SIGINT)
-    rc = proc.wait(timeout=30)
-    child = int(pidfile.read_text())
-    assert rc == 128 + signal.SIGINT  # the fake has no SIGINT handler: it died of it
-    assert not _alive(child)
-
-
-def test_kill_9_leaves_no_orphan(home, installed, tmp_path):
-    pidfile = tmp_path / "child.pid"
-    proc = _start_sleeper(installed, pidfile)
-    child = int(pidfile.read_text())
-    proc.kill()
-    proc.wait()
-    deadline = time.monotonic() + 10
-    while _alive(child):
-        assert time.monotonic() < deadline, "strun outlived a killed jwenv"
-        time.sleep(0.05)
-
-
-def test_strun_output_dir_is_created_first(home, installed, tmp_path):
-    # Some releases' strun fails when --output_dir does not exist yet.
-    out = jwenv("run", installed, "--", "strun", "x", "--output_dir", "new/out", cwd=tmp_path)
-    assert out.returncode == 0 and (tmp_path / "new" / "out").is_dir()
-    jwenv("run", installed, "--", "strun", "x", "--output_dir=other", cwd=tmp_path)
-    assert (tmp_path / "other").is_dir()
-
-
-def test_commands_that_cannot_start_are_one_line_with_shell_codes(home, installed, tmp_path):
-    out = jwenv("run", installed, "--", "no-such-program")
-    assert out.returncode == 127 and "Traceback" not in out.stderr
-    assert out.stderr.strip() == "jwenv: error: command not found in the environment: " \
-                                 "no-such-program"
-    script = tmp_path / "not-executable.sh"
-    script.write_text("#!/bin/sh\necho hi\n")
-    out = jwenv("run", installed, "--", str(script))
-    assert out.returncode == 126 and out.stderr.startswith("jwenv: error: permission denied")
-    out = jwenv("run", installed, "--", str(tmp_path / "missing.sh"))
-    assert out.returncode == 127 and "cannot run" in out.stderr and "Traceback" not in out.stderr
+def test_json_script_started_now_read_later(tmp_path):
+    script = _script(tmp_path, "import json, sys\nprint(json.dumps({'args': sys.argv[1:]}))\n")
+    job = runner.JsonScript(Path(sys.executable), script, ["a", "b"], dict(os.environ))
+    assert job.result("echo") == {"args": ["a", "b"]}
+    slow = runner.JsonScript(Path(sys.executable), _script(tmp_path, "import time\n"
+                                                                      "time.sleep(60)\n"),
+                             [], dict(os.environ))
+    slow.stop()
+    assert slow.proc.returncode is not None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,21 @@ def _resolved(version="0.17.0"):
 def test_real_fixes_file_loads():
     fixes = strategies.load_fixes()
     assert "pytest" in fixes.default_requirements
-    assert all(f.reason for f in fixes.fixes)
+    ids = {f.id for f in fixes.fixes}
+    assert {"imagestats-sdist-clones-relic", "imagestats-sdp-pin",
+            "ops-build-tooling-of-the-era", "ops-pkg-resources"} <= ids
+    for fix in fixes.fixes:
+        assert fix.reason and fix.source, fix.id
+        assert not fix.source.startswith(".."), fix.id  # sources a reader of the repo can open
+        assert set(fix.strategies) <= set(strategies.STRATEGIES), fix.id
+        fix.applies("ops", "1.0.0")  # its `when` parses
+
+
+def test_release_data_is_the_repositorys_envs_directory():
+    # one home for release data: the package reads the top-level envs/ (src/jwenv/data links
+    # there), never a copy that could go stale
+    root = Path(__file__).resolve().parents[1]
+    assert strategies.release_data("fixes.toml") == (root / "envs" / "fixes.toml").read_text()
 
 
 def test_sdp_constraints_drop_jwst_options_and_urls():

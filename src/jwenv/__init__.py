@@ -15,8 +15,8 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["Env", "InstallOptions", "JwenvError", "Store"]
 
-_LAZY = {"Env": "jwenv.envs", "InstallOptions": "jwenv.envs", "JwenvError": "jwenv.errors",
-         "Store": "jwenv.store"}
+_LAZY = {"Env": "jwenv.envs", "InstallOptions": "jwenv.installer",
+         "JwenvError": "jwenv.errors", "Store": "jwenv.store"}
 
 
 def __getattr__(name: str) -> Any:

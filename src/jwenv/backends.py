@@ -1,23 +1,26 @@
 """Installers that build an environment: uv (default) and virtualenv + pip.
 
 A backend knows how to create a venv from a base interpreter, install an
-InstallPlan into it, dry-run resolve a plan, and list what got installed.
-It never decides *what* to install: that is strategies.py.
+InstallPlan into it, dry-run resolve a plan, and list what got installed. It
+carries out a plan as given: what to install, and which packages must come as
+wheels (`InstallPlan.only_binary`), is decided by strategies.py.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from jwenv import loglines
 from jwenv.errors import BadInput, InstallFailed, NoInterpreter
+from jwenv.runner import isolated
 
 LineSink = Callable[[str], None]
 
@@ -32,13 +35,15 @@ class InstallPlan:
     build_constraints: list[str] = field(default_factory=list)
     exclude_newer: datetime | None = None
     exclude_newer_packages: dict[str, str] = field(default_factory=dict)
+    only_binary: list[str] = field(default_factory=list)  # never built from source
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"strategy": self.strategy, "requirements": self.requirements,
                 "constraints": self.constraints, "build_constraints": self.build_constraints,
                 "exclude_newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
-                "exclude_newer_packages": self.exclude_newer_packages, "notes": self.notes}
+                "exclude_newer_packages": self.exclude_newer_packages,
+                "only_binary": self.only_binary, "notes": self.notes}
 
     def write_files(self, where: Path) -> dict[str, Path]:
         """Requirement files beside the build, kept in the env for the record."""
@@ -74,43 +79,41 @@ def _stream(cmd: list[str], log: Path, on_line: LineSink | None, env: dict[str, 
         return proc.wait()
 
 
-def tail(log: Path, n: int = 1) -> str:
-    """The last meaningful line(s) of a log, for a one-line error."""
-    try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    errors = [ln for ln in lines if re.match(r"^(error|×|ERROR|.*Error:)", ln)]
-    picked = (errors or lines)[-n:]
-    return " | ".join(picked)
+def tail(log: Path) -> str:
+    """The line of an installer's log that says why it failed."""
+    return loglines.reason(loglines.read(log), default="")
 
 
-class Backend:
+class Backend(ABC):
+    """How environments are made; methods take keywords only (as pipx's do)."""
+
     name = "base"
 
-    def create(self, env_dir: Path, python: Path, log: Path, on_line: LineSink | None) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def create(self, *, env_dir: Path, python: Path, log: Path) -> None:
+        """A new venv at `env_dir` from the base interpreter `python`."""
 
-    def install(self, env_dir: Path, plan: InstallPlan, log: Path,
-                on_line: LineSink | None) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def install(self, *, env_dir: Path, plan: InstallPlan, log: Path,
+                on_line: LineSink | None = None) -> None:
+        """Install `plan` into the venv; installer output goes to `log` and `on_line`."""
 
-    def can_resolve(self, python: Path, plan: InstallPlan, log: Path) -> bool:
-        """Whether `plan` resolves for `python` without building numpy (cheap dry run)."""
+    def can_resolve(self, *, python: Path, plan: InstallPlan, log: Path) -> bool:
+        """Whether `plan` resolves for `python` without building what must be a wheel
+        (a cheap dry run); a backend that cannot tell says yes."""
         return True
 
-    def freeze(self, env_dir: Path) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def freeze(self, *, env_dir: Path) -> list[str]:
+        """The exact `name==version` lines of what is installed (the lock)."""
 
-    def finalize(self, staging: Path, final: Path) -> None:
-        """Make a staged env work at its final path."""
+    def finalize(self, *, staging: Path, final: Path) -> None:  # noqa: B027 - optional hook
+        """Make a staged env work at its final path (uv's relocatable venvs need nothing)."""
 
     @staticmethod
     def base_env() -> dict[str, str]:
-        env = dict(os.environ)
-        for var in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX"):
-            env.pop(var, None)
-        return env
+        """An installer's environment: nothing of another Python, no active venv."""
+        return isolated()
 
 
 def uv_bin() -> str:
@@ -137,27 +140,17 @@ class UvBackend(Backend):
         env.setdefault("UV_NO_PROGRESS", "1")
         return env
 
-    def create(self, env_dir, python, log, on_line):
+    def create(self, *, env_dir, python, log):
         # --relocatable: console-script shebangs survive the rename from staging.
         rc = _stream([uv_bin(), "venv", "--relocatable", "--python", str(python), str(env_dir)],
-                     log, on_line, self._env(), cwd=log.parent)
+                     log, None, self._env(), cwd=log.parent)
         if rc != 0:
             raise NoInterpreter(f"uv could not create a venv with {python}: {tail(log)}")
-
-    # The big compiled scientific stack is never built from source, in the dry run, the
-    # install and the build environments alike. An era's release of each has wheels for
-    # the Pythons of its era only, and building it here fails (scipy: meson + Fortran +
-    # BLAS) or takes many minutes (numpy; scikit-image 0.19.3 for 3.11: >6 min on 2 cores;
-    # astropy). With them in --only-binary, the Python-choice dry run rejects an
-    # interpreter that would need such a build (jwst 1.10's sdp scipy==1.9.1 has no cp311
-    # wheel, 1.9's scikit-image==0.19.3 neither), and the install gets what the dry run
-    # resolved. Small compiled packages (drizzle, stsci.image, ...) still build.
-    ONLY_BINARY = ("numpy", "scipy", "scikit-image", "astropy")
 
     def _plan_args(self, plan: InstallPlan, files: dict[str, Path]) -> list[str]:
         """Options shared by `uv pip install` and `uv pip compile` (requirements excluded)."""
         args: list[str] = []
-        for pkg in self.ONLY_BINARY:
+        for pkg in plan.only_binary:
             args += ["--only-binary", pkg]
         if "constraints" in files:
             args += ["-c", str(files["constraints"])]
@@ -169,23 +162,22 @@ class UvBackend(Backend):
             args += ["--exclude-newer-package", f"{pkg}={when}"]
         return args
 
-    def install(self, env_dir, plan, log, on_line):
+    def install(self, *, env_dir, plan, log, on_line=None):
         files = plan.write_files(env_dir / "jwenv-plan")
         cmd = [uv_bin(), "pip", "install", "--python", str(env_dir / "bin" / "python"),
                "-r", str(files["requirements"]), *self._plan_args(plan, files)]
         if _stream(cmd, log, on_line, self._env(), cwd=log.parent) != 0:
             raise InstallFailed(f"uv pip install failed: {tail(log)}")
 
-    def can_resolve(self, python, plan, log):
+    def can_resolve(self, *, python, plan, log):
         files = plan.write_files(log.parent / f"dry-{plan.strategy}-{Path(python).name}")
-        # numpy, scipy, ... must come as wheels (ONLY_BINARY): an era's numpy built from
-        # source for a newer Python is the classic way old releases fail, and the dry run
-        # sees it early.
+        # With the plan's only_binary (numpy, scipy, ...), an era's numpy that would be
+        # built from source for a newer Python fails here, in a second, not in the build.
         cmd = [uv_bin(), "pip", "compile", "--quiet", "--python", str(python),
                "-o", os.devnull, str(files["requirements"]), *self._plan_args(plan, files)]
         return _stream(cmd, log, None, self._env(), cwd=log.parent) == 0
 
-    def freeze(self, env_dir):
+    def freeze(self, *, env_dir):
         out = subprocess.run([uv_bin(), "pip", "freeze", "--python",
                               str(env_dir / "bin" / "python")],
                              capture_output=True, text=True, env=self._env(), check=False)
@@ -197,9 +189,9 @@ class VirtualenvBackend(Backend):
 
     name = "virtualenv"
 
-    def create(self, env_dir, python, log, on_line):
+    def create(self, *, env_dir, python, log):
         rc = _stream([sys.executable, "-m", "virtualenv", "--python", str(python),
-                      "--no-setuptools", "--no-wheel", str(env_dir)], log, on_line,
+                      "--no-setuptools", "--no-wheel", str(env_dir)], log, None,
                      self.base_env())
         if rc != 0:
             raise NoInterpreter(f"virtualenv could not create a venv with {python}: {tail(log)}")
@@ -209,13 +201,15 @@ class VirtualenvBackend(Backend):
                              text=True, check=False)
         return out.stdout
 
-    def install(self, env_dir, plan, log, on_line):
+    def install(self, *, env_dir, plan, log, on_line=None):
         py = env_dir / "bin" / "python"
         files = plan.write_files(env_dir / "jwenv-plan")
         env = self.base_env()
         env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
         cmd = [str(py), "-m", "pip", "install", "--progress-bar", "off",
                "-r", str(files["requirements"])]
+        if plan.only_binary:
+            cmd += ["--only-binary", ",".join(plan.only_binary)]
         if "constraints" in files:
             cmd += ["-c", str(files["constraints"])]
         help_text = self._pip_help(py) if (plan.exclude_newer or "build-constraints" in files) \
@@ -234,12 +228,12 @@ class VirtualenvBackend(Backend):
         if _stream(cmd, log, on_line, env) != 0:
             raise InstallFailed(f"pip install failed: {tail(log)}")
 
-    def freeze(self, env_dir):
+    def freeze(self, *, env_dir):
         out = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "freeze", "--all"],
                              capture_output=True, text=True, check=False)
         return sorted(ln for ln in out.stdout.splitlines() if ln.strip())
 
-    def finalize(self, staging, final):
+    def finalize(self, *, staging, final):
         # pip writes absolute shebangs and virtualenv writes its path into the
         # activate scripts: point them at the final location before the rename.
         old, new = str(staging).encode(), str(final).encode()

@@ -1,6 +1,9 @@
 """The `jwenv` command line: parses arguments, calls the core, prints.
 
-Core modules are imported inside the commands so `jwenv run` starts fast.
+The CLI layer is this module, fastrun.py (the entry point and the Typer-free
+`jwenv run`) and report.py (rendering comparisons); nothing below it imports
+Typer or prints. Core modules are imported inside the commands so each command
+loads only what it uses.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from jwenv.envs import Env
+    from jwenv.installer import InstallOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -27,7 +31,6 @@ app = typer.Typer(
 crds_app = typer.Typer(no_args_is_help=True, help="CRDS settings of environments.")
 app.add_typer(crds_app, name="crds")
 
-_state = {"debug": False}
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -57,7 +60,7 @@ def _human_size(n: int) -> str:
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    _state["debug"] = debug
+    """(--debug is read by main() before Typer runs: errors raised anywhere need it.)"""
 
 
 # -- install -------------------------------------------------------------------
@@ -82,8 +85,8 @@ def install(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
 ) -> None:
     """Create (or reuse) an isolated environment for a jwst release."""
-    from jwenv.envs import Env, InstallOptions
     from jwenv.errors import BadInput
+    from jwenv.installer import InstallOptions
 
     if (version is None) == (lock is None):
         raise BadInput("give a VERSION or --lock FILE (one of them)")
@@ -96,10 +99,9 @@ def install(
     m = env.manifest
     _console().print(f"[green]✓[/] {m.name}: jwst {m.jwst_version}, Python {m.python_version}, "
                      f"CRDS {m.crds_context or '(none)'}, deps {m.strategy} → {env.path}")
-    del Env
 
 
-def install_with_progress(spec: str, options: Any) -> Env:
+def install_with_progress(spec: str, options: InstallOptions) -> Env:
     import time
 
     from jwenv.envs import Env
@@ -125,9 +127,17 @@ def install_with_progress(spec: str, options: Any) -> Env:
 
 # -- run / shell / env ---------------------------------------------------------
 def _get_or_install(name: str, do_install: bool) -> Env:
-    from jwenv.fastrun import get_or_install
+    """The installed env `name`; with `do_install`, build it first if it is missing."""
+    from jwenv.envs import Env
+    from jwenv.errors import EnvNotFound
+    from jwenv.installer import InstallOptions
 
-    return get_or_install(name, do_install)
+    try:
+        return Env.get(name)
+    except EnvNotFound:
+        if not do_install:
+            raise
+        return install_with_progress(name, InstallOptions())
 
 
 @app.command(context_settings=PASSTHROUGH, options_metavar="[OPTIONS] -- CMD [ARGS ...]")
@@ -143,10 +153,12 @@ def run(
                                                                "missing")] = False,
 ) -> None:
     """Run a command inside an environment: jwenv run 1.20.2 -- strun ..."""
-    from jwenv.fastrun import run_command
+    from jwenv.runner import require_command
 
-    raise typer.Exit(run_command(name, list(ctx.args), context=crds_context, offline=offline,
-                                 install=do_install))
+    cmd = list(ctx.args)
+    require_command(cmd)  # before an install, not after it
+    env = _get_or_install(name, do_install)
+    raise typer.Exit(env.run(cmd, context=crds_context, offline=offline))
 
 
 @app.command()
@@ -175,14 +187,15 @@ def env_cmd(
     """Print the variables a run gets, as `export` lines: eval "$(jwenv env 1.20.2)"."""
     import shlex
 
-    from jwenv.envs import ISOLATION_UNSET, Env
+    from jwenv.envs import Env
+    from jwenv.runner import ISOLATION_UNSET
 
     variables = Env.get(name).variables(context=crds_context, offline=offline)
     if as_json:
         _json_out(variables)
         return
     for key in ISOLATION_UNSET:
-        if key in os.environ:
+        if key in os.environ and key not in variables:
             sys.stdout.write(f"unset {key}\n")
     for key, value in variables.items():
         sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
@@ -278,12 +291,13 @@ def available(
     """jwst releases: date, Pythons, paired CRDS context, DMS build, installed or not."""
     from rich.table import Table
 
-    from jwenv import releases
+    from jwenv import crds, releases
     from jwenv.envs import Env
     from jwenv.store import Store
 
     store = Store()
     index = releases.load_index(store.index_dir, refresh=refresh)
+    pairs = index.paired_contexts()
     installed: dict[str, list[str]] = {}
     for env in Env.all(store):
         installed.setdefault(env.manifest.jwst_version, []).append(env.name)
@@ -295,7 +309,7 @@ def available(
         rows.append({
             "version": str(rel.version), "source": "pypi" if rel.on_pypi else "git",
             "released": date, "requires_python": rel.requires_python or "",
-            "crds_context": index.context_for(rel.version),
+            "crds_context": crds.paired_context(rel.version, pairs),
             "dms_build": rel.dms.dms_build if rel.dms else "", "yanked": rel.yanked,
             "installed": installed.get(str(rel.version), []),
         })
@@ -321,14 +335,15 @@ def doctor(name: Annotated[str | None, typer.Argument()] = None,
     """Re-run the health check of one or every environment."""
     import tempfile
 
-    from jwenv.envs import CHECK_LEVELS, Env
+    from jwenv import health
+    from jwenv.envs import Env
     from jwenv.errors import BadInput
 
-    if level not in CHECK_LEVELS or level == "none":
+    if level not in health.LEVELS or level == "none":
         raise BadInput(f"unknown --level {level!r}: use full or import")
     envs = [Env.get(name)] if name else Env.all()
     if deep:
-        from jwenv.demo import chain_check
+        from jwenv.doctor import chain_check
 
         results = {}
         for env in envs:
@@ -355,7 +370,8 @@ def repair(name: Annotated[str, typer.Argument()]) -> None:
     """Rebuild an environment from its own lock: same pins, Python version and context."""
     import tempfile
 
-    from jwenv.envs import Env, InstallOptions
+    from jwenv.envs import Env
+    from jwenv.installer import InstallOptions
     from jwenv.locks import export_lock
 
     m = Env.get(name).manifest
@@ -496,7 +512,7 @@ def compare(
     from rich.markup import escape
 
     from jwenv import compare as cmp
-    from jwenv import runs
+    from jwenv import fanout, strun
     from jwenv.errors import BadInput
 
     argv = sys.argv
@@ -505,13 +521,13 @@ def compare(
     if len(names) < 2 or not cmd:
         raise BadInput("usage: jwenv compare V1 V2 [V3 ...] -- strun PIPELINE INPUT [args]")
     if not reprocess_chain:
-        runs.command_for(cmd, Path("."))  # a bad command is refused before anything is made
-    out_root = (output or runs.default_output_root()).absolute()
+        strun.command_for(cmd, Path("."))  # a bad command is refused before anything is made
+    options = _compare_options(rtol, atol, quick, ignore_keyword)
+    out_root = (output or fanout.default_output_root()).absolute()
     if reprocess_chain:
         _compare_chains(names, cmd, out_root, jobs=jobs, offline=offline, context=crds_context,
-                        install=do_install, stages=stages,
-                        options=_compare_options(rtol, atol, quick, ignore_keyword),
-                        html=html, as_json=as_json)
+                        install=do_install, stages=stages, options=options, html=html,
+                        as_json=as_json)
     envs = [_get_or_install(n, do_install) for n in names]
     console = _console(stderr=True)
 
@@ -520,8 +536,8 @@ def compare(
             mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]"}[kind]
             console.print(f"{mark} {env_name} {'' if kind == 'start' else kind}")
 
-    results = runs.run_across(envs, cmd, out_root, jobs=jobs, context=crds_context,
-                              offline=offline, on_event=event)
+    results = fanout.run_across(envs, cmd, out_root, jobs=jobs, context=crds_context,
+                                offline=offline, on_event=event)
     failed = [r for r in results if not r.ok]
     for r in failed:
         if not as_json:
@@ -530,15 +546,12 @@ def compare(
             console.print(f"  log: {r.log}", markup=False)
             for line in r.log_tail():
                 console.print(f"    {line}", markup=False)
-    good = [r for r in results if r.ok]
-    options = _compare_options(rtol, atol, quick, ignore_keyword)
-    comparisons = [cmp.compare_paths(good[0].output_dir, other.output_dir, **options)
-                   for other in good[1:]]
+    comparisons, code = cmp.compare_runs([r.output_dir for r in results if r.ok],
+                                         failed=len(failed), **options)
     _show_comparisons(comparisons, html, as_json, runs=results)
     if not as_json:
         console.print(f"products: {out_root}")
-    codes = [c.exit_code() for c in comparisons]
-    raise typer.Exit(2 if failed or len(good) < 2 else max(codes, default=0))
+    raise typer.Exit(code)
 
 
 # -- reprocess -----------------------------------------------------------------------
@@ -564,15 +577,15 @@ def reprocess(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Run the pipeline chain (Detector1 → Image2 → Image3) from any level of inputs."""
+    from jwenv import fanout
     from jwenv import reprocess as rp
-    from jwenv import runs
 
     inputs, step_args = _split_inputs(list(ctx.args))
     rp.split_step_args(step_args)
     items = rp.classify(inputs)
     wanted = rp.parse_stages(stages, items)
     env = _get_or_install(name, do_install)
-    out_root = (output or runs.default_output_root()).absolute()
+    out_root = (output or fanout.default_output_root()).absolute()
     result = rp.reprocess(env, items, out_root, stages=wanted, step_args=step_args,
                           force=force, context=crds_context, offline=offline,
                           on_event=_stage_printer(as_json))
@@ -632,15 +645,12 @@ def _compare_chains(names: list[str], args: list[str], out_root: Path, *, jobs: 
     results = rp.reprocess_across(envs, items, out_root, jobs=jobs, stages=wanted,
                                   step_args=step_args, context=context, offline=offline,
                                   on_event=_stage_printer(as_json))
-    good = [r for r in results if r.ok]
-    comparisons = [cmp.compare_paths(good[0].output_dir, other.output_dir, **options)
-                   for other in good[1:]]
+    comparisons, code = cmp.compare_runs([r.output_dir for r in results if r.ok],
+                                         failed=sum(not r.ok for r in results), **options)
     if not as_json:
         _finish_reprocess(results, False)
     _show_comparisons(comparisons, html, as_json, runs=results)
-    failed = len(good) < len(results)
-    raise typer.Exit(2 if failed or len(good) < 2
-                     else max((c.exit_code() for c in comparisons), default=0))
+    raise typer.Exit(code)
 
 
 # -- demo ---------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Compare jwst pipeline products (FITS, ECSV catalogs, ASDF) between two runs.
 
 Core only: everything here returns data (dataclasses with ``to_dict()``); ``report.py``
-renders it. Depends on numpy and astropy only; astropy is imported lazily so that
-``import jwenv.compare`` stays cheap for the CLI. "A" is the reference (old) side and
-"B" the new one: a flag "gained" is set in B but not in A.
+renders it. Depends on numpy and astropy only, and imports nothing else of jwenv; numpy
+is imported with the module, astropy only when a file is opened. "A" is the reference
+(old) side and "B" the new one: a flag "gained" is set in B but not in A.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import fnmatch
 import math
 import mmap
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -369,6 +369,22 @@ def compare_paths(
             result.stopped_early = True
             break
     return result
+
+
+def compare_runs(outputs: Sequence[Path], *, failed: int = 0,
+                 **options: Any) -> tuple[list[Comparison], int]:
+    """Compare the products of every good run with the first one's.
+
+    `outputs` are the good runs' output directories, in the order given; `failed` how
+    many runs failed. Returns the comparisons and the exit code: 2 when a run failed or
+    fewer than two are good (nothing to compare), else 0 identical / 1 different (or 2
+    when a comparison itself failed).
+    """
+    first, *others = outputs or [Path()]
+    comparisons = [compare_paths(first, other, **options) for other in others]
+    if failed or len(outputs) < 2:
+        return comparisons, 2
+    return comparisons, max((c.exit_code() for c in comparisons), default=0)
 
 
 @dataclass(frozen=True)

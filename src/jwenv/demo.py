@@ -12,15 +12,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.version import Version
 
-from jwenv import offline, releases
-from jwenv.envs import Env, InstallOptions
+from jwenv import compare, offline, releases, reprocess
+from jwenv.envs import Env
 from jwenv.errors import BadInput, JwenvError
+from jwenv.installer import InstallOptions
 from jwenv.store import Store
 
 Event = Callable[[str, str], None]
@@ -37,57 +38,10 @@ def default_versions(index: releases.Index) -> list[str]:
 
 
 @dataclass
-class Program:
-    """What the generator made (its JSON report)."""
-
-    root: Path
-    context: str
-    crds_path: Path
-    uncal: list[Path]
-    strun_args: list[str] = field(default_factory=list)
-    skipped_steps: list[str] = field(default_factory=list)
-    report: dict[str, Any] = field(default_factory=dict)
-
-    def crds_env(self) -> dict[str, str]:
-        return {**offline.OFFLINE_CRDS_ENV, "CRDS_PATH": str(self.crds_path),
-                "CRDS_CONTEXT": self.context}
-
-
-def generate(env: Env, out: Path, *, program: bool = False, size: int | None = None) -> Program:
-    """Run the offline generator with the environment's own Python.
-
-    `program=True` makes the three-exposure program for the stage 1→3 chain;
-    otherwise one small exposure for Detector1.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    args = ["--out", str(out)]
-    if program:
-        args.append("--program")
-    if size is not None:
-        args += ["--size", str(size)]
-    report = env.run_script(offline.SCRIPT, *args, what="run the offline generator")
-    return Program(root=out, context=report["context"], crds_path=Path(report["crds_path"]),
-                   uncal=[Path(p) for p in report["uncal"]],
-                   strun_args=list(report.get("strun_args", [])),
-                   skipped_steps=list(report.get("skipped_steps", [])), report=report)
-
-
-def prepare(envs: list[Env], out: Path, *, program: bool = False,
-            size: int | None = None) -> Program:
-    """Inputs every env can read: made by the oldest, mappings topped up by the others."""
-    ordered = sorted(envs, key=lambda e: Version(e.manifest.jwst_version))
-    made = generate(ordered[0], out, program=program, size=size)
-    for env in ordered[1:]:
-        env.run_script(offline.SCRIPT, "--out", str(out), "--extend",
-                       what="extend the local CRDS mappings")
-    return made
-
-
-@dataclass
 class DemoResult:
     root: Path
     envs: list[str]
-    program: Program
+    program: offline.Program
     results: list[Any]  # jwenv.reprocess.Result, one per release
     comparison: Any  # jwenv.compare.Comparison of every product level
     seconds: dict[str, float]
@@ -96,8 +50,6 @@ class DemoResult:
 def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | None = None,
              jobs: int = 2, on_event: Event | None = None) -> DemoResult:
     """Install, generate the offline program, run stages 1-3 under each release, compare."""
-    from jwenv import compare, reprocess
-
     notify = on_event or (lambda _e, _d: None)
     store = store or Store()
     timings: dict[str, float] = {}
@@ -117,7 +69,7 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
     t0 = time.monotonic()
     notify("phase", f"generating a 3-exposure NIRCam program and a local CRDS context with "
                     f"jwst {oldest.manifest.jwst_version}")
-    program = prepare(envs, out / "program", program=True)
+    program = offline.prepare(envs, out / "program", program=True)
     timings["generate"] = time.monotonic() - t0
     t0 = time.monotonic()
     notify("phase", f"running Detector1 → Image2 → Image3 under "
@@ -125,8 +77,7 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
     items = reprocess.classify(program.uncal)
     results = reprocess.reprocess_across(
         envs, items, out / "runs", jobs=jobs, stages=[1, 2, 3], force=True,
-        context=program.context, offline=True, extra_env=program.crds_env(),
-        on_event=lambda e, d: notify(f"run-{e}", d))
+        cache=program.cache, offline=True, on_event=lambda e, d: notify(f"run-{e}", d))
     timings["pipelines"] = time.monotonic() - t0
     failed = [r for r in results if not r.ok]
     if failed:
@@ -140,47 +91,3 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
 
 def default_out() -> Path:
     return Path(os.environ.get("JWENV_DEMO_DIR", Path.cwd() / "jwenv-demo"))
-
-
-def match_truth(catalog: Path, truth: Path, tol_arcsec: float = 0.05) -> dict[str, Any]:
-    """How many injected sources the stage-3 catalog found within `tol_arcsec`."""
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from astropy.table import Table
-
-    found = Table.read(catalog, format="ascii.ecsv")["sky_centroid"]
-    t = Table.read(truth, format="ascii.ecsv")
-    injected = SkyCoord(t["ra"], t["dec"], unit="deg")
-    # nearest catalog source per injected one (brute force: no scipy needed)
-    sep = injected[:, None].separation(found[None, :]).to(u.arcsec).min(axis=1).value
-    return {"injected": len(t), "catalog": len(found),
-            "recovered": int((sep < tol_arcsec).sum()), "worst_arcsec": float(sep.max()),
-            "tolerance_arcsec": tol_arcsec}
-
-
-def chain_check(env: Env, workdir: Path, on_event: Event | None = None) -> dict[str, Any]:
-    """`jwenv doctor --deep`: the offline program through stages 1-3, per-stage report."""
-    from jwenv import reprocess
-
-    t0 = time.monotonic()
-    program = prepare([env], workdir / "program", program=True)
-    items = reprocess.classify(program.uncal)
-    result = reprocess.reprocess(env, items, workdir / "runs", stages=[1, 2, 3], force=True,
-                                 context=program.context, offline=True,
-                                 extra_env=program.crds_env(), on_event=on_event)
-    checks = [{"check": f"stage {r.stage} {r.pipeline} {r.name}", "ok": r.returncode == 0,
-               "seconds": round(r.seconds, 1),
-               "detail": "up to date" if r.up_to_date else f"{r.seconds:.1f} s"
-               if r.returncode == 0 else f"failed, log: {r.log}"} for r in result.runs]
-    if result.ok:
-        (catalog,) = result.output_dir.glob("*_cat.ecsv")
-        truth = match_truth(catalog, Path(program.report["truth"]))
-        good = truth["recovered"] == truth["injected"]
-        checks.append({"check": "catalog against the truth table", "ok": good,
-                       "detail": f"{truth['recovered']}/{truth['injected']} sources within "
-                                 f"{truth['tolerance_arcsec']}″, worst "
-                                 f"{1000 * truth['worst_arcsec']:.1f} mas"})
-    else:
-        checks.append({"check": "chain", "ok": False, "detail": result.error})
-    return {"ok": all(c["ok"] for c in checks), "level": "deep", "checks": checks,
-            "seconds": round(time.monotonic() - t0, 1)}

@@ -3,69 +3,24 @@
     env = Env.install("1.20.2")             # cached: returns at once when present
     rc = env.run(["strun", "jwst.pipeline.Detector1Pipeline", "x_uncal.fits"])
 
-Kept light on purpose (no installer, resolver or index code is imported here):
-this module is on the path of every `jwenv run`.
+Kept light on purpose: this module is on the path of every `jwenv run`, so the
+installer, resolver and index are imported only by `Env.install`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jwenv import crds, runner
-from jwenv.errors import BadInput, EnvNotFound, JwenvError
+from jwenv import crds, runner, strun
+from jwenv.errors import EnvNotFound, JwenvError
 from jwenv.store import Manifest, Store, dir_size, validate_name
 
-Progress = Callable[[str, str], None]
-CHECK_LEVELS = ("full", "import", "none")
-
-
-def _quiet(_event: str, _detail: str) -> None:
-    pass
-
-
-@dataclass
-class InstallOptions:
-    python: str | None = None
-    crds_context: str | None = None
-    name: str | None = None
-    force: bool = False
-    backend: str = "uv"
-    deps: str | None = None  # strategy order, e.g. "dated" or "ops,dated"
-    check: str = "full"  # health check level after the build
-    lock: Path | None = None  # rebuild exactly from a `jwenv export` file
-
-    def validate(self) -> InstallOptions:
-        from jwenv import strategies
-        from jwenv.backends import get_backend
-
-        if self.crds_context:
-            self.crds_context = crds.validate_context(self.crds_context)
-        if self.name:
-            validate_name(self.name)
-        get_backend(self.backend)
-        strategies.validate_order(self.deps)
-        if self.check not in CHECK_LEVELS:
-            raise BadInput(f"unknown check level {self.check!r}: use {', '.join(CHECK_LEVELS)}")
-        return self
-
-
-ISOLATION_UNSET = ("PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX", "__PYVENV_LAUNCHER__")
-
-
-def run_environ(env_dir: Path, variables: Mapping[str, str],
-                base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The one recipe for a run's environment: the caller's, minus what would let another
-    Python leak in, with the env's bin/ first on PATH, VIRTUAL_ENV, and `variables`."""
-    base = os.environ if base is None else base
-    env = {k: v for k, v in base.items() if k not in ISOLATION_UNSET}
-    env["VIRTUAL_ENV"] = str(env_dir)
-    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{base.get('PATH', os.defpath)}"
-    env.update(variables)
-    return env
+if TYPE_CHECKING:
+    from jwenv.installer import InstallOptions, Progress
 
 
 class Env:
@@ -95,6 +50,17 @@ class Env:
                 found.append(cls(store, manifest))
         return found
 
+    @classmethod
+    def install(cls, spec: str, options: InstallOptions | None = None,
+                store: Store | None = None, progress: Progress | None = None) -> Env:
+        """Build (or reuse) the environment for `spec`; see installer.Installer."""
+        from jwenv.installer import Installer, InstallOptions, quiet
+
+        store = store or Store()
+        manifest = Installer(spec, options or InstallOptions(), store,
+                             progress or quiet).install()
+        return cls(store, manifest)
+
     @property
     def name(self) -> str:
         return self.manifest.name
@@ -118,15 +84,13 @@ class Env:
     def size(self) -> int:
         return dir_size(self.path)
 
-    def base_python_ok(self) -> bool:
-        return Path(self.manifest.python_path).exists() and os.access(self.python, os.X_OK)
-
     # -- what a run gets ------------------------------------------------------
     def crds_settings(self, *, context: str | None = None, offline: bool | None = None,
-                      environ: Mapping[str, str] | None = None) -> crds.CrdsSettings:
+                      environ: Mapping[str, str] | None = None,
+                      cache: crds.LocalCache | None = None) -> crds.CrdsSettings:
         ctx = crds.validate_context(context) if context else self.context
         return crds.settings(context=ctx, default_path=self.store.crds_dir, offline=offline,
-                             environ=environ)
+                             environ=environ, cache=cache)
 
     def variables(self, *, context: str | None = None, offline: bool | None = None,
                   environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -137,44 +101,44 @@ class Env:
 
     def environ(self, *, context: str | None = None, offline: bool | None = None,
                 base: Mapping[str, str] | None = None,
-                extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The full environment of a run: the caller's, isolated from other Pythons."""
+                cache: crds.LocalCache | None = None) -> dict[str, str]:
+        """The full environment of a run: the caller's, isolated from other Pythons,
+        with this env's CRDS settings (`cache`: a hand-made local CRDS cache instead)."""
         base = os.environ if base is None else base
-        crds_vars = self.crds_settings(context=context, offline=offline,
-                                       environ=base).variables()
-        return run_environ(self.path, {**crds_vars, "JWENV_ENV": self.name, **(extra or {})},
-                           base)
+        crds_vars = self.crds_settings(context=context, offline=offline, environ=base,
+                                       cache=cache).variables()
+        return runner.run_environ(self.path, {**crds_vars, "JWENV_ENV": self.name}, base)
 
     def run(self, cmd: Sequence[str], *, context: str | None = None,
             offline: bool | None = None, cwd: Path | None = None,
-            extra_env: Mapping[str, str] | None = None, log: Path | None = None) -> int:
+            cache: crds.LocalCache | None = None, log: Path | None = None) -> int:
         """Run a command inside the environment; returns its exit status."""
-        from jwenv.fastrun import ensure_output_dir
-
-        ensure_output_dir(cmd, cwd)
-        return runner.run(cmd, self.environ(context=context, offline=offline, extra=extra_env),
+        strun.ensure_output_dir(cmd, cwd)
+        return runner.run(cmd, self.environ(context=context, offline=offline, cache=cache),
                           cwd=cwd, log=log)
 
-    def run_script(self, script: Path, *args: str, what: str) -> dict[str, Any]:
-        """Run one of jwenv's in-environment scripts with this env's Python, offline.
+    def script(self, name: str, *args: str, cache: crds.LocalCache | None = None,
+               cwd: Path | None = None) -> runner.JsonScript:
+        """Start one of jwenv's in-environment scripts (jwenv.scripts) with this env's
+        Python, offline; read it with `finish`."""
+        from jwenv import scripts
 
-        The scripts print one JSON object as their last stdout line; anything else is
-        a one-line error saying `what` failed, with the script's last stderr line.
-        """
-        import json
-        import subprocess
+        return runner.JsonScript(self.python, scripts.path(name), args,
+                                 self.environ(offline=True, cache=cache), cwd=cwd)
 
-        proc = subprocess.run([str(self.python), str(script), *args], capture_output=True,
-                              text=True, env=self.environ(offline=True), check=False)
-        lines = proc.stdout.strip().splitlines()
+    def finish(self, job: runner.JsonScript, what: str) -> dict[str, Any]:
+        """A started script's JSON result, or a one-line error
+        'jwst <version> could not <what>: <why>'."""
         try:
-            if proc.returncode != 0 or not lines:
-                raise ValueError
-            return json.loads(lines[-1])
-        except ValueError:
-            last = (proc.stderr.strip().splitlines() or lines or ["no output"])[-1]
+            return job.result(what)
+        except runner.ScriptFailed as exc:
             raise JwenvError(f"jwst {self.manifest.jwst_version} could not {what}: "
-                             f"{last}") from None
+                             f"{exc.why}") from None
+
+    def run_script(self, name: str, *args: str, what: str,
+                   cache: crds.LocalCache | None = None) -> dict[str, Any]:
+        """Run an in-environment script to the end (see `script` and `finish`)."""
+        return self.finish(self.script(name, *args, cache=cache), what)
 
     # -- changing -------------------------------------------------------------
     def pin(self, context: str) -> None:
@@ -197,18 +161,10 @@ class Env:
 
     def check(self, level: str = "full") -> dict[str, Any]:
         """Re-run the health check; also notices a base interpreter that went away."""
-        if not self.base_python_ok():
+        if not self.store.usable(self.manifest):
             return {"ok": False, "level": level, "checks": [{
                 "check": "base interpreter", "ok": False,
                 "detail": f"{self.manifest.python_path} is gone; `jwenv repair {self.name}`"}]}
-        from jwenv.installer import health_check
+        from jwenv import health
 
-        return health_check(self.path, level, self.environ(offline=True))
-
-    @classmethod
-    def install(cls, spec: str, options: InstallOptions | None = None,
-                store: Store | None = None, progress: Progress | None = None) -> Env:
-        from jwenv.installer import Installer
-
-        return Installer(spec, options or InstallOptions(), store or Store(),
-                         progress or _quiet).install()
+        return health.check(self.path, level, self.environ(offline=True))

@@ -1,62 +1,29 @@
-"""The `jwenv run` path and the console entry point, kept free of heavy imports.
+"""The console entry point, and `jwenv run NAME -- CMD` without Typer (start-up cost).
 
 `jwenv run NAME -- CMD` is on the hot path of batch work (one fresh strun per
-exposure), so its common forms are parsed here without loading Typer, the
-installer or the release index; anything else falls through to the full CLI.
+exposure), so its common forms (NAME with --offline/--online/--crds-context) are
+parsed here and run an environment that exists; anything else, `--install`
+included, falls through to the full CLI in cli.py. Part of the CLI layer: it
+prints the one-line error of a failed run.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-
-OUTPUT_FLAGS = ("--output_dir", "--output-dir")
-
-
-def ensure_output_dir(cmd: Sequence[str], cwd: Path | None = None) -> Path | None:
-    """Create the `--output_dir` of a strun command: some releases' strun does not."""
-    if not cmd or Path(cmd[0]).name != "strun":
-        return None
-    for i, arg in enumerate(cmd):
-        key, _, value = arg.partition("=")
-        if key in OUTPUT_FLAGS:
-            value = value or (cmd[i + 1] if i + 1 < len(cmd) else "")
-            if value:
-                out = (cwd or Path.cwd()) / value
-                out.mkdir(parents=True, exist_ok=True)
-                return out
-    return None
 
 
 def run_command(name: str, cmd: Sequence[str], *, context: str | None = None,
-                offline: bool | None = None, install: bool = False) -> int:
-    """What `jwenv run` does: find (or install) the env, prepare, run, return the code."""
-    from jwenv.errors import BadInput
-
-    if not cmd:
-        raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
-    env = get_or_install(name, install)
-    return env.run(cmd, context=context, offline=offline)  # creates strun's --output_dir
-
-
-def get_or_install(name: str, install: bool):
-    """The installed env `name`; with `install`, build it first if it is missing."""
+                offline: bool | None = None) -> int:
+    """What `jwenv run` does for an installed environment: run, return the exit code."""
     from jwenv.envs import Env
-    from jwenv.errors import EnvNotFound
+    from jwenv.runner import require_command
 
-    try:
-        return Env.get(name)
-    except EnvNotFound:
-        if not install:
-            raise
-        from jwenv.cli import install_with_progress
-        from jwenv.envs import InstallOptions
-
-        return install_with_progress(name, InstallOptions())
+    require_command(cmd)
+    return Env.get(name).run(cmd, context=context, offline=offline)
 
 
-def _parse_simple_run(opts: list[str]) -> tuple[str, str | None, bool | None] | None:
+def parse_simple_run(opts: list[str]) -> tuple[str, str | None, bool | None] | None:
     """NAME with --offline/--online/--crds-context only; None means 'let Typer parse it'."""
     name, context, offline = None, None, None
     it = iter(opts)
@@ -82,7 +49,7 @@ def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["run"] and "--" in argv:
         sep = argv.index("--")
-        parsed = _parse_simple_run(argv[1:sep])
+        parsed = parse_simple_run(argv[1:sep])
         if parsed is not None:
             from jwenv.errors import JwenvError
 

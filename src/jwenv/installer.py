@@ -6,26 +6,52 @@ directory is renamed into the store (see store.py), under a per-name file lock.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 
-from jwenv import crds, interpreters, locks, releases, strategies
+from jwenv import crds, health, interpreters, locks, releases, strategies
 from jwenv.backends import Backend, InstallPlan, get_backend, tail
-from jwenv.envs import Env, InstallOptions, Progress, run_environ
-from jwenv.errors import IndexUnreachable, InstallFailed, NoInterpreter
+from jwenv.errors import BadInput, IndexUnreachable, InstallFailed, NoInterpreter
+from jwenv.runner import run_environ
 from jwenv.store import Manifest, Store, validate_name
 
-HEALTH_SCRIPT = Path(__file__).with_name("scripts") / "health_check.py"
+Progress = Callable[[str, str], None]
+"""progress(event, detail): phases ('resolve', 'python', 'create', 'install', 'check',
+'cached', 'done') and every installer output line ('line')."""
+
+
+def quiet(_event: str, _detail: str) -> None:
+    pass
+
+
+@dataclass
+class InstallOptions:
+    python: str | None = None
+    crds_context: str | None = None
+    name: str | None = None
+    force: bool = False
+    backend: str = "uv"
+    deps: str | None = None  # strategy order, e.g. "dated" or "ops,dated"
+    check: str = "full"  # health check level after the build (health.LEVELS)
+    lock: Path | None = None  # rebuild exactly from a `jwenv export` file
+
+    def validate(self) -> InstallOptions:
+        if self.crds_context:
+            self.crds_context = crds.validate_context(self.crds_context)
+        if self.name:
+            validate_name(self.name)
+        get_backend(self.backend)
+        strategies.validate_order(self.deps)
+        if self.check not in health.LEVELS:
+            raise BadInput(f"unknown check level {self.check!r}: use {', '.join(health.LEVELS)}")
+        return self
 
 
 @dataclass
@@ -40,57 +66,17 @@ class Attempt:
     log: str = ""
 
 
-
-def health_check(env_dir: Path, level: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Run the health script with the env's own python; returns its JSON report.
-
-    `environ` is the environment of a run in that env (see Env.environ / run_environ).
-    """
-    if level == "none":
-        return {"ok": True, "level": "none", "checks": []}
-    work = env_dir / "jwenv-health"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    t0 = time.monotonic()
-    report: Any = None
-    try:
-        out = subprocess.run([str(env_dir / "bin" / "python"), str(HEALTH_SCRIPT), level,
-                              str(work)], capture_output=True, text=True, env=dict(environ),
-                             cwd=work, timeout=1800, check=False)
-        lines = out.stdout.strip().splitlines()
-        with contextlib.suppress(ValueError):
-            report = json.loads(lines[-1]) if lines else None
-        why = tail_text(out.stderr or out.stdout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        why = str(exc)
-    if not isinstance(report, dict):
-        report = {"ok": False, "level": level,
-                  "checks": [{"check": "health script", "ok": False, "detail": why}]}
-    report["seconds"] = round(time.monotonic() - t0, 1)
-    report["checked"] = _now()
-    shutil.rmtree(work, ignore_errors=True)
-    return report
-
-
-def tail_text(text: str) -> str:
-    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "no output"
-
-
-def first_failure(report: dict[str, Any]) -> str:
-    for c in report.get("checks", []):
-        if not c.get("ok"):
-            return f"{c['check']}: {c.get('detail', '')}"
-    return "failed"
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
 class Installer:
-    """One `jwenv install`: resolve, pick Python and strategy, build, check, publish."""
+    """One `jwenv install`: resolve, pick Python and strategy, build, check, publish.
+
+    `install()` returns the manifest of the installed (or reused) environment; it
+    knows the store, never the Env class built on top of it.
+    """
 
     spec: str
     options: InstallOptions
@@ -118,16 +104,16 @@ class Installer:
             self._interpreters = interpreters.discover()
         return self._interpreters
 
-    def install(self) -> Env:
+    def install(self) -> Manifest:
         self.options.validate()
         self.store.ensure()
         # Cached fast path: a plain version (or --name) that is already installed needs
         # no index, no interpreter discovery, no lock.
         early = self.options.name or (self.spec if releases.is_plain_version(self.spec) else None)
         if early:
-            env = self._reuse(early)
-            if env is not None:
-                return env
+            found = self._reuse(early)
+            if found is not None:
+                return found
         lock = locks.read_lock(Path(self.options.lock)) if self.options.lock else None
         if lock is not None:
             jwst_pin = next(p for p in lock.pins if p.lower().startswith("jwst"))
@@ -142,50 +128,47 @@ class Installer:
             resolved = releases.resolve(self.spec, self.index)
         name = self.options.name or resolved.default_name
         if name:
-            env = self._reuse(name)
-            if env is not None:
-                return env
+            found = self._reuse(name)
+            if found is not None:
+                return found
         if resolved.source == "git":
             self.progress("resolve", f"checking {resolved.git_repo} for {resolved.git_ref}")
             releases.check_git_ref(resolved.git_repo or "", resolved.git_ref)
         if name:
             with FileLock(self.store.lock_path(name)):
-                env = self._reuse(name)  # someone else may have built it while we waited
-                if env is not None:
-                    return env
+                found = self._reuse(name)  # someone else may have built it while we waited
+                if found is not None:
+                    return found
                 self.store.clean_staging(name)
                 staging, manifest = self._build(resolved, name)
                 return self._publish(staging, manifest)
         # A git ref or directory of unknown version: build first, name it after its version.
         staging, manifest = self._build(resolved, "unnamed")
         with FileLock(self.store.lock_path(manifest.name)):
-            env = self._reuse(manifest.name)
-            if env is not None:
+            found = self._reuse(manifest.name)
+            if found is not None:
                 shutil.rmtree(staging.parent, ignore_errors=True)
-                return env
+                return found
             return self._publish(staging, manifest)
 
-    def _reuse(self, name: str) -> Env | None:
+    def _reuse(self, name: str) -> Manifest | None:
         if self.options.force:
             return None
         manifest = self.store.read_manifest(name)
-        if manifest is None:
-            return None
-        env = Env(self.store, manifest)
-        if not env.base_python_ok():
+        if manifest is None or not self.store.usable(manifest):
             return None
         self.progress("cached", f"{name} is already installed")
-        return env
+        return manifest
 
-    def _publish(self, staging: Path, manifest: Manifest) -> Env:
+    def _publish(self, staging: Path, manifest: Manifest) -> Manifest:
         backend = get_backend(manifest.backend)
         final = self.store.env_path(manifest.name)
-        backend.finalize(staging, final)
+        backend.finalize(staging=staging, final=final)
         self.store.write_manifest(staging, manifest)  # last: the build is complete
         self.store.publish(staging, manifest.name)
         shutil.rmtree(staging.parent, ignore_errors=True)
         self.progress("done", f"installed {manifest.name} in {final}")
-        return Env(self.store, manifest)
+        return manifest
 
     # -- building -------------------------------------------------------------
     def _release(self, resolved: releases.Resolved) -> releases.Release | None:
@@ -253,7 +236,7 @@ class Installer:
             return allowed[0], f"the only interpreter satisfying {requires or 'any'}"
         for interp in allowed:
             self.progress("python", f"{plan.strategy}: trying Python {interp.version} (dry run)")
-            if backend.can_resolve(interp.path, plan, log):
+            if backend.can_resolve(python=interp.path, plan=plan, log=log):
                 return interp, (f"newest interpreter satisfying {requires or 'any'} whose "
                                 f"{plan.strategy} resolution needs no build of numpy, scipy "
                                 "and the like")
@@ -273,15 +256,16 @@ class Installer:
             interp, reason = self._choose_python(backend, plan, release, log)
             self.progress("create", f"{plan.strategy}: creating a Python {interp.version} "
                                     f"environment with {backend.name}")
-            backend.create(staging, interp.path, log, None)
+            backend.create(env_dir=staging, python=interp.path, log=log)
             self.progress("install", f"{plan.strategy}: installing {resolved.requirement}")
-            backend.install(staging, plan, log, lambda line: self.progress("line", line))
+            backend.install(env_dir=staging, plan=plan, log=log,
+                            on_line=lambda line: self.progress("line", line))
             self.progress("check", f"{plan.strategy}: health check")
             context = self.options.crds_context or self._paired_context(resolved.version)
-            report = health_check(staging, self.options.check,
+            report = health.check(staging, self.options.check,
                                   self._check_environ(staging, context))
             if not report.get("ok"):
-                raise InstallFailed(f"health check failed: {first_failure(report)}")
+                raise InstallFailed(f"health check failed: {health.first_failure(report)}")
         except (InstallFailed, NoInterpreter, OSError) as exc:
             kept = self._keep_log(log, name, plan.strategy)
             shutil.rmtree(work, ignore_errors=True)
@@ -313,7 +297,7 @@ class Installer:
             python_reason=reason,
             release_date=(release.release_date.isoformat()
                           if release and release.release_date else None),
-            health=report, packages=backend.freeze(staging), plan=plan.to_dict(),
+            health=report, packages=backend.freeze(env_dir=staging), plan=plan.to_dict(),
         )
         shutil.copyfile(log, staging / "jwenv-install.log")
         return staging, manifest
@@ -327,7 +311,7 @@ class Installer:
         if version is None:
             return ""
         index = self.maybe_index()
-        return index.context_for(version) if index else ""
+        return crds.paired_context(version, index.paired_contexts()) if index else ""
 
     def _installed_version(self, env_dir: Path) -> str | None:
         out = subprocess.run([str(env_dir / "bin" / "python"), "-c",

@@ -17,6 +17,7 @@ from pathlib import Path
 from jwenv.backends import InstallPlan
 from jwenv.errors import BadInput
 from jwenv.store import Manifest
+from jwenv.strategies import WHEELS_ONLY
 
 MAGIC = "# jwenv lock 1"
 
@@ -33,6 +34,8 @@ def export_lock(manifest: Manifest) -> str:
         "build-constraints": json.dumps(plan.get("build_constraints") or []),
         "exclude-newer": plan.get("exclude_newer") or "",
         "exclude-newer-packages": json.dumps(plan.get("exclude_newer_packages") or {}),
+        # environments built before plans recorded it had the same wheels-only stack
+        "only-binary": json.dumps(plan.get("only_binary", list(WHEELS_ONLY))),
         "created": manifest.created,
     }
     lines = [MAGIC, *(f"# {k}: {v}" for k, v in header.items()), *manifest.packages]
@@ -64,6 +67,8 @@ class Lock:
             build_constraints=json.loads(self.header.get("build-constraints") or "[]"),
             exclude_newer=datetime.fromisoformat(when) if when else None,
             exclude_newer_packages=json.loads(self.header.get("exclude-newer-packages") or "{}"),
+            only_binary=json.loads(self.header.get("only-binary")
+                                   or json.dumps(list(WHEELS_ONLY))),
             notes=[f"from lock of jwst {self.jwst_version}"],
         )
 

@@ -16,7 +16,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -65,19 +65,14 @@ class Release:
 @dataclass
 class Index:
     releases: dict[Version, Release] = field(default_factory=dict)
-    fetched: float = 0.0
 
     def sorted(self) -> list[Release]:
         return [self.releases[v] for v in sorted(self.releases)]
 
-    def context_for(self, version: Version | str) -> str:
-        """The release's paired context, else the nearest earlier release's."""
-        v = Version(str(version))
-        for other in sorted((r for r in self.releases if r <= v), reverse=True):
-            row = self.releases[other].dms
-            if row and row.context:
-                return row.context
-        return ""
+    def paired_contexts(self) -> dict[Version, str]:
+        """Each release's CRDS context from the DMS table ('' where it names none);
+        crds.paired_context picks a release's default pin from these."""
+        return {v: r.dms.context if r.dms else "" for v, r in self.releases.items()}
 
 
 def parse_dms_table(markdown: str) -> dict[str, DmsRow]:
@@ -174,15 +169,11 @@ def load_index(cache_dir: Path, *, refresh: bool = False, offline: bool = False)
     from jwenv.store import write_text_atomic  # concurrent installs share this cache
 
     write_text_atomic(cache, raw.decode())
-    index = build_index(data)
-    index.fetched = time.time()
-    return index
+    return build_index(data)
 
 
 def _index_from(path: Path) -> Index:
-    index = build_index(json.loads(path.read_text()))
-    index.fetched = path.stat().st_mtime
-    return index
+    return build_index(json.loads(path.read_text()))
 
 
 # --- what the user asked for ------------------------------------------------
@@ -198,7 +189,6 @@ class Resolved:
     release: Release | None = None
     git_repo: str | None = None
     git_ref: str | None = None
-    local_path: Path | None = None
 
     @property
     def default_name(self) -> str | None:
@@ -267,13 +257,13 @@ def resolve(spec: str, index_loader, *, allow_prereleases: bool = False) -> Reso
             raise BadInput(f"no such wheel: {spec}")
         version = path.name.split("-")[1] if path.name.count("-") >= 4 else None
         path = path.resolve()
-        return Resolved(spec, "local", f"jwst @ {path.as_uri()}", version, local_path=path)
+        return Resolved(spec, "local", f"jwst @ {path.as_uri()}", version)
     if not path.is_dir():
         raise BadInput(f"no such source directory: {spec}")
     if not any((path / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
         raise BadInput(f"{spec} is not a Python source tree (no pyproject.toml or setup.py)")
     path = path.resolve()
-    return Resolved(spec, "local", f"jwst @ {path.as_uri()}", None, local_path=path)
+    return Resolved(spec, "local", f"jwst @ {path.as_uri()}", None)
 
 
 def _resolve_release(spec: str, index_loader, allow_prereleases: bool) -> Resolved:
@@ -358,7 +348,3 @@ def check_git_ref(repo: str, ref: str | None, timeout: float = 30) -> None:
         )
     if ref and not out.stdout.strip() and not re.fullmatch(r"[0-9a-f]{7,40}", ref):
         raise UnknownVersion(f"{repo} has no tag or branch {ref!r}")
-
-
-def today() -> date:
-    return datetime.now(timezone.utc).date()

@@ -11,20 +11,20 @@ skipped unless forced. A failure stops the chain; what was made is kept.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jwenv import strun
+from jwenv.crds import LocalCache
 from jwenv.envs import Env
 from jwenv.errors import BadInput, JwenvError
-from jwenv.runs import error_line
+from jwenv.runner import JsonScript
 from jwenv.store import write_json_atomic
 
 Event = Callable[[str, str], None]
-ASN_SCRIPT = Path(__file__).with_name("scripts") / "make_asn.py"
 SUFFIX_STAGE = {"uncal": 1, "rate": 2, "rateints": 2, "cal": 3}
 STAGE_PIPELINES = {1: ("Detector1Pipeline", "Detector1Pipeline"),
                    2: ("Image2Pipeline", "Spec2Pipeline"),
@@ -184,7 +184,7 @@ def pipeline_steps(env: Env) -> dict[str, list[str]]:
     cache = env.path / "jwenv-steps.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    steps = env.run_script(ASN_SCRIPT, "steps", what="list its pipelines' steps")
+    steps = env.run_script("make_asn", "steps", what="list its pipelines' steps")
     write_json_atomic(cache, steps)
     return steps
 
@@ -281,9 +281,13 @@ def plan_chain(inputs: list[Input], out: Path, stages: list[int]) -> list[_Job]:
 def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int],
               step_args: Sequence[str] = (), force: bool = False,
               context: str | None = None, offline: bool | None = None,
-              extra_env: dict[str, str] | None = None,
+              cache: LocalCache | None = None,
               on_event: Event | None = None) -> Result:
-    """Run `stages` for `inputs` under `env`; products in out_root/<env name>/."""
+    """Run `stages` for `inputs` under `env`; products in out_root/<env name>/.
+
+    `context`/`offline` as for `Env.run`; `cache`: a hand-made local CRDS cache
+    (the offline program's) instead of the environment's CRDS settings.
+    """
     notify = on_event or (lambda _k, _d: None)
     steps = split_step_args(step_args)
     out = out_root / env.name
@@ -295,7 +299,8 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
     # Associations do not need their members to exist yet: one process, started now,
     # writes them all while stage 1 runs (importing jwst.associations costs ~2 s).
     specs = [j.asn for j in jobs if j.asn is not None]
-    asn_maker = _start_helper(env, out / "asn", specs) if specs else None
+    asn_maker = _start_associations(env, out / "asn", specs) if specs else None
+    effective = env.crds_settings(context=context, offline=offline, cache=cache)
     rerun = force
     try:
         for job in jobs:
@@ -303,7 +308,7 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
                            logs / f"stage{job.stage}_{job.name}.log")
             result.runs.append(run)
             extra = [a for step, a in steps if step in names.get(job.pipeline, [])]
-            stamp = {"jwst": env.manifest.jwst_version, "context": context or env.context,
+            stamp = {"jwst": env.manifest.jwst_version, "context": effective.context,
                      "offline": offline, "args": extra}
             stamp_file = logs / f"stage{job.stage}_{job.name}.json"
             if not rerun and _fresh(job.products, job.needs) and _stamp(stamp_file) == stamp:
@@ -313,7 +318,7 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
             rerun = True  # everything downstream of a re-run is stale too
             if job.asn is not None and asn_maker is not None:
                 try:
-                    _wait_helper(env, asn_maker)
+                    env.finish(asn_maker, "make the associations")
                 except JwenvError as exc:
                     result.error = str(exc)
                     notify("fail", f"{env.name}: {result.error}")
@@ -327,7 +332,7 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
             run.log.write_text("")
             t0 = time.monotonic()
             run.returncode = env.run(cmd, context=context, offline=offline, log=run.log,
-                                     cwd=out, extra_env=extra_env)
+                                     cwd=out, cache=cache)
             run.seconds = time.monotonic() - t0
             if run.returncode != 0 or not all(p.is_file() for p in job.products):
                 result.error = (f"stage {job.stage} ({job.pipeline}) failed for {job.name}: "
@@ -338,33 +343,22 @@ def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int
             notify("done", f"{env.name}: stage {job.stage} {job.name} ({run.seconds:.0f} s)")
     finally:
         if asn_maker is not None:
-            asn_maker.kill()
-            asn_maker.wait()
+            asn_maker.stop()
     return result
 
 
-def _start_helper(env: Env, asn_dir: Path, specs: list[dict[str, Any]]) -> subprocess.Popen:
+def _start_associations(env: Env, asn_dir: Path, specs: list[dict[str, Any]]) -> JsonScript:
     asn_dir.mkdir(parents=True, exist_ok=True)
     spec_file = asn_dir / "jwenv-asn-spec.json"
     spec_file.write_text(json.dumps(specs, indent=1))
-    return subprocess.Popen([str(env.python), str(ASN_SCRIPT), "batch", str(spec_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env.environ(offline=True))
-
-
-def _wait_helper(env: Env, proc: subprocess.Popen) -> None:
-    stdout, stderr = proc.communicate()
-    if proc.returncode != 0:
-        last = (stderr.strip().splitlines() or stdout.strip().splitlines() or ["no output"])[-1]
-        raise JwenvError(f"jwst {env.manifest.jwst_version} could not make the "
-                         f"associations ({last})")
+    return env.script("make_asn", "batch", str(spec_file))
 
 
 def _why(run: StageRun) -> str:
     if run.returncode == 0:
         missing = [p.name for p in run.products if not p.is_file()]
         return f"exited 0 but did not write {', '.join(missing)}"
-    return error_line(run.log, run.returncode)
+    return strun.error_line(run.log, run.returncode)
 
 
 def product_summary(path: Path) -> str:

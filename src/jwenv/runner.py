@@ -1,15 +1,20 @@
-"""Run a command as a child: live stdio, exit code passed back, signals forwarded.
+"""Child processes inside an environment: what they inherit, and how they run.
 
-The child inherits stdin/stdout/stderr (nothing is buffered by jwenv). SIGINT,
-SIGTERM and SIGHUP sent to jwenv reach the child; on Linux the child is also
-asked to die with jwenv (PR_SET_PDEATHSIG), so even `kill -9 jwenv` leaves no
-orphan strun chewing through a 4 GB exposure.
+- `run_environ`: the one recipe for a child's environment variables (the
+  caller's, minus what would let another Python leak in, plus the env's bin/).
+- `run`: a command with live stdio, its exit code passed back, SIGINT/SIGTERM/
+  SIGHUP forwarded; on Linux the child is asked to die with jwenv
+  (PR_SET_PDEATHSIG), so even `kill -9 jwenv` leaves no orphan strun chewing
+  through a 4 GB exposure.
+- `JsonScript`: one of jwenv's in-environment scripts, whose last stdout line
+  is a JSON object.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -17,9 +22,15 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from jwenv import loglines
 from jwenv.errors import BadInput, JwenvError
 
+# Variables that would let another Python's packages or prefix leak into a child.
+# VIRTUAL_ENV is set again for a run; installers get none of them.
+ISOLATION_UNSET = ("PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX", "__PYVENV_LAUNCHER__",
+                   "VIRTUAL_ENV")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -53,6 +64,11 @@ def _terminal_delivers_sigint() -> bool:
         return False
 
 
+def require_command(cmd: Sequence[str]) -> None:
+    if not cmd:
+        raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
+
+
 def which_in(cmd: str, environ: Mapping[str, str]) -> str:
     """Resolve the program with the run's PATH, so `strun` means the env's strun."""
     if os.sep in cmd:
@@ -61,6 +77,24 @@ def which_in(cmd: str, environ: Mapping[str, str]) -> str:
     if not found:
         raise CommandFailed(f"command not found in the environment: {cmd}", 127)
     return found
+
+
+def isolated(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: os.environ) without the variables of ISOLATION_UNSET."""
+    base = os.environ if base is None else base
+    return {k: v for k, v in base.items() if k not in ISOLATION_UNSET}
+
+
+def run_environ(env_dir: Path, variables: Mapping[str, str],
+                base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A run's environment: `base` isolated, the env's bin/ first on PATH, VIRTUAL_ENV,
+    and `variables` (the CRDS settings and the like) on top."""
+    base = os.environ if base is None else base
+    env = isolated(base)
+    env["VIRTUAL_ENV"] = str(env_dir)
+    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{base.get('PATH', os.defpath)}"
+    env.update(variables)
+    return env
 
 
 def _start(argv: list[str], environ: Mapping[str, str], cwd: Path | None,
@@ -86,8 +120,7 @@ def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
     With `log`, stdout and stderr go to that file instead of the terminal (stdin is
     closed): that is how several versions run side by side without mixing output.
     """
-    if not cmd:
-        raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
+    require_command(cmd)
     argv = [which_in(cmd[0], environ), *cmd[1:]]
     started: list[subprocess.Popen] = []
     pending: list[int] = []
@@ -125,3 +158,58 @@ def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 128 - rc if rc < 0 else rc
+
+
+class ScriptFailed(JwenvError):
+    """An in-environment script printed no JSON result; `why` is its one-line reason."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")
+        self.why = why
+
+
+class JsonScript:
+    """One of jwenv's in-environment scripts, started now and read later.
+
+    The scripts print one JSON object as their last stdout line: their result, or a
+    report of what failed (the health check exits 1 with its report). A script that
+    prints none could not run at all. Starting and
+    reading apart lets a caller overlap the script with other work (associations
+    are written while stage 1 runs).
+    """
+
+    def __init__(self, python: Path, script: Path, args: Sequence[str],
+                 environ: Mapping[str, str], *, cwd: Path | None = None) -> None:
+        self.argv = [str(python), str(script), *args]
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=dict(environ), cwd=cwd)
+
+    def result(self, what: str, timeout: float | None = None) -> dict[str, Any]:
+        """The script's JSON object, whatever its exit code; otherwise ScriptFailed:
+        '`what`: <why, in one line>'."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+        found = loglines.lines(stdout)
+        try:
+            value = json.loads(found[-1]) if found else None
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        why = loglines.reason(stderr) if loglines.lines(stderr) else loglines.reason(stdout)
+        raise ScriptFailed(what, why)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def run_json_script(python: Path, script: Path, args: Sequence[str],
+                    environ: Mapping[str, str], *, what: str, cwd: Path | None = None,
+                    timeout: float | None = None) -> dict[str, Any]:
+    """Run an in-environment script to the end and return its JSON object."""
+    return JsonScript(python, script, args, environ, cwd=cwd).result(what, timeout)

@@ -31,7 +31,7 @@ from typing import Any
 
 import platformdirs
 
-from jwenv.errors import BadInput, StoreError
+from jwenv.errors import BadInput, EnvNotFound, StoreError
 
 HOME_VAR = "JWENV_HOME"
 MANIFEST = "jwenv.json"
@@ -137,6 +137,11 @@ class Store:
     def env_path(self, name: str) -> Path:
         return self.envs_dir / validate_name(name)
 
+    def usable(self, manifest: Manifest) -> bool:
+        """Whether a complete environment still runs: a venv needs its base interpreter."""
+        python = self.env_path(manifest.name) / "bin" / "python"
+        return Path(manifest.python_path).exists() and os.access(python, os.X_OK)
+
     def lock_path(self, name: str) -> Path:
         return self.locks_dir / f"{validate_name(name)}.lock"
 
@@ -199,8 +204,6 @@ class Store:
             os.replace(final, trash / "env")
         except FileNotFoundError:
             shutil.rmtree(trash, ignore_errors=True)
-            from jwenv.errors import EnvNotFound
-
             raise EnvNotFound(f"no environment named {name!r}") from None
         shutil.rmtree(trash, ignore_errors=True)
 

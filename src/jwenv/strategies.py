@@ -9,7 +9,10 @@ work, tried in order until an environment passes the health check:
   dates the isolated build environments;
 - ``latest`` (opt-in): no bound at all.
 
-Everything release-specific is data in ``envs/fixes.toml``.
+Every plan also names the compiled scientific stack that must come as wheels
+(`WHEELS_ONLY`). Everything release-specific is data in the repository's
+``envs/fixes.toml``, which the package reads as ``jwenv/data/fixes.toml``
+(``src/jwenv/data`` links to ``envs/``, so a checkout and a wheel see one file).
 """
 
 from __future__ import annotations
@@ -41,10 +44,22 @@ DEFAULT_ORDER = ("ops", "dated")
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
-def envs_dir() -> Path:
-    """The release data directory: packaged as jwenv/_envs, or the checkout's envs/."""
-    packaged = Path(__file__).with_name("_envs")
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "envs"
+# The big compiled scientific stack is never built from source, in the dry run, the
+# install and the build environments alike. An era's release of each has wheels for the
+# Pythons of its era only, and building it here fails (scipy: meson + Fortran + BLAS) or
+# takes many minutes (numpy; scikit-image 0.19.3 for 3.11: >6 min on 2 cores; astropy).
+# With them wheels-only, the Python-choice dry run rejects an interpreter that would need
+# such a build (jwst 1.10's sdp scipy==1.9.1 has no cp311 wheel, 1.9's scikit-image==0.19.3
+# neither), and the install gets what the dry run resolved. Small compiled packages
+# (drizzle, stsci.image, ...) still build.
+WHEELS_ONLY = ("numpy", "scipy", "scikit-image", "astropy")
+
+
+def release_data(name: str) -> str:
+    """A file of release data (`fixes.toml`...), packaged as jwenv/data/."""
+    from importlib.resources import files
+
+    return files("jwenv").joinpath("data", name).read_text()
 
 
 @dataclass(frozen=True)
@@ -76,8 +91,8 @@ class Fixes:
 
 @lru_cache(maxsize=4)
 def load_fixes(path: Path | None = None) -> Fixes:
-    path = path or envs_dir() / "fixes.toml"
-    data: dict[str, Any] = tomllib.loads(path.read_text())
+    text = path.read_text() if path else release_data("fixes.toml")
+    data: dict[str, Any] = tomllib.loads(text)
     fixes = []
     for entry in data.get("fix", []):
         fixes.append(Fix(
@@ -211,7 +226,8 @@ def plan(strategy: str, resolved: Resolved, *, release_date: datetime | None,
     version = resolved.version
     # The era's setuptools and pytest are what old releases lack; `latest` is plain.
     extra = list(fixes.default_requirements) if strategy != "latest" else []
-    p = InstallPlan(strategy=strategy, requirements=[resolved.requirement, *extra])
+    p = InstallPlan(strategy=strategy, requirements=[resolved.requirement, *extra],
+                    only_binary=list(WHEELS_ONLY))
     if strategy == "ops":
         if not sdp_text:
             return "the release ships no requirements-sdp.txt"

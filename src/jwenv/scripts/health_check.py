@@ -125,7 +125,8 @@ def stub_crds_env(workdir):
     Old CRDS (e.g. 7.4, with jwst 0.15) reads config/jwst/server_config from the cache
     whenever the server is unreachable and exits when it is missing; old strun always
     asks CRDS for step parameters. GroupScaleStep needs no reference file, so an empty
-    pipeline mapping is enough. Never written to the user's CRDS_PATH.
+    pipeline mapping is enough. Never written to the user's CRDS_PATH. jwenv runs this
+    script offline (CRDS_SERVER_URL already names serverless mode: jwenv.crds).
     """
     root = os.path.join(workdir, "crds-stub")
     for sub in ("config/jwst", "mappings/jwst"):
@@ -138,7 +139,6 @@ def stub_crds_env(workdir):
         fh.write(STUB_PMAP)
     env = dict(os.environ)
     env.update({"CRDS_PATH": root, "CRDS_CONTEXT": STUB_CONTEXT,
-                "CRDS_SERVER_URL": "https://jwst-serverless-mode.stsci.edu",
                 "CRDS_IGNORE_MAPPING_CHECKSUM": "1", "CRDS_READONLY_CACHE": "1"})
     return env
 

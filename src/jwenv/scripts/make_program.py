@@ -11,11 +11,10 @@ numpy, astropy.
 
 writes ``DIR/crds`` (server_config, a hand-made ``jwst_9000.pmap`` → NIRCam ``.imap`` →
 ``.rmap`` chain, synthetic ``references/jwst/nircam/*.fits``) and ``DIR/data/*_uncal.fits``,
-then prints one JSON object as the last line of stdout. Run the pipeline with::
-
-    CRDS_SERVER_URL=https://jwst-serverless-mode.stsci.edu CRDS_PATH=DIR/crds \
-    CRDS_CONTEXT=jwst_9000.pmap CRDS_IGNORE_MAPPING_CHECKSUM=1 \
-    strun jwst.pipeline.Detector1Pipeline <uncal> --output_dir OUT <strun_args>
+then prints one JSON object as the last line of stdout. Runs use the cache the way
+jwenv.crds sets it for a hand-made local cache (``crds.LocalCache``): CRDS_PATH=DIR/crds,
+CRDS_CONTEXT=jwst_9000.pmap, serverless, mapping checksums ignored; jwenv runs this script
+offline too (``Env.run_script``), so CRDS never looks for a server.
 
 With ``--program`` it writes instead a full NIRCam imaging program for Detector1 → Image2 →
 Image3: two dithered 400×400 star-field exposures (the second with a pointing error in its
@@ -36,7 +35,6 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
-import os
 import pprint
 import sys
 import warnings
@@ -767,8 +765,6 @@ def make_full_program(out: Path, seed: int, size: int = 400) -> dict[str, Any]:
                ["jwst.pipeline.Image3Pipeline", image3.name]]
     return {"context": CONTEXT, "crds_path": str(out / "crds"),
             "uncal": [str(p) for p in exposures], "reference_types": reftypes,
-            "skipped_steps": [], "strun_args": [],
-            "environment": _offline_environment(out),
             "truth": str(truth_path), "asn": {"image2": str(image2), "image3": str(image3)},
             "stages": stages, "workdir": str(data_dir),
             "catalog": f"{product}_cat.ecsv", "size": size, "seed": seed}
@@ -785,12 +781,6 @@ def _obs(program: str, observation: str, visit: str, exposure: int, dither: int,
             "exposure": str(exposure), "activity": activity, "dither": dither,
             "obs_id": f"V{visit_id}P0000000001101", "visit_id": visit_id,
             "start": start, "ra": ra, "dec": dec, "filename": name}
-
-
-def _offline_environment(out: Path) -> dict[str, str]:
-    return {"CRDS_SERVER_URL": "https://jwst-serverless-mode.stsci.edu",
-            "CRDS_PATH": str(out / "crds"), "CRDS_CONTEXT": CONTEXT,
-            "CRDS_IGNORE_MAPPING_CHECKSUM": "1"}
 
 
 def crds_params(path: Path) -> dict[str, Any]:
@@ -825,11 +815,8 @@ def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
     reftypes = write_crds_cache(out / "crds", scene, params, DETECTOR1_REFS, extra)
     # Every step that runs by default for NIRCam imaging gets its references; steps whose
     # types are N/A here (emicorr, rscd, reset: MIRI) either are not run or skip themselves.
-    skipped: list[str] = []
     return {"context": CONTEXT, "crds_path": str(out / "crds"), "uncal": [str(uncal)],
-            "reference_types": reftypes, "skipped_steps": skipped,
-            "strun_args": [f"--steps.{s}.skip=true" for s in skipped],
-            "environment": _offline_environment(out), "refpix_flags": scene.refpix_flags,
+            "reference_types": reftypes, "refpix_flags": scene.refpix_flags,
             "size": size, "seed": seed}
 
 
@@ -872,7 +859,6 @@ def main(argv: list[str] | None = None) -> int:
                              "to a cache made earlier (by an older release) in --out")
     args = parser.parse_args(argv)
     out = args.out.resolve()
-    os.environ.setdefault("CRDS_SERVER_URL", "https://jwst-serverless-mode.stsci.edu")
     if args.extend:
         result = extend_mappings(out)
     elif args.program:

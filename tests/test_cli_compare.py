@@ -7,13 +7,13 @@ import json
 import numpy as np
 from astropy.io import fits
 
-from conftest import BASE_PYTHON, jwenv
 from fakejwst import build_wheel
+from helpers import BASE_PYTHON, cli
 
 
-def _install(home, tmp_path, version):
+def _install(tmp_path, version):
     wheel = build_wheel(tmp_path / f"w{version}", version)
-    out = jwenv("install", str(wheel), "--python", str(BASE_PYTHON), "--check", "import")
+    out = cli("install", str(wheel), "--python", str(BASE_PYTHON), "--check", "import")
     assert out.returncode == 0, out.stderr
 
 
@@ -28,12 +28,12 @@ def _uncal(tmp_path):
     return path
 
 
-def test_compare_runs_each_version_apart_and_finds_the_change(home, tmp_path):
+def test_compare_runs_each_version_apart_and_finds_the_change(tmp_path):
     for v in ("9.9.9", "9.9.8"):
-        _install(home, tmp_path, v)
+        _install(tmp_path, v)
     uncal = _uncal(tmp_path)
     before = uncal.read_bytes()
-    out = jwenv("compare", "9.9.9", "9.9.8", "-j", "2", "-o", str(tmp_path / "runs"),
+    out = cli("compare", "9.9.9", "9.9.8", "-j", "2", "-o", str(tmp_path / "runs"),
                 "--json", "--", "strun", "fake.Pipeline", str(uncal))
     assert out.returncode == 1, out.stderr
     report = json.loads(out.stdout)
@@ -49,23 +49,23 @@ def test_compare_runs_each_version_apart_and_finds_the_change(home, tmp_path):
     assert sorted(p.name for p in uncal.parent.iterdir()) == ["jw01_uncal.fits"]
 
 
-def test_a_failing_version_is_reported_and_the_rest_compare(home, tmp_path):
+def test_a_failing_version_is_reported_and_the_rest_compare(tmp_path):
     for v in ("9.9.9", "9.9.8", "9.9.1"):
-        _install(home, tmp_path, v)
+        _install(tmp_path, v)
     uncal = _uncal(tmp_path)
-    out = jwenv("compare", "9.9.9", "9.9.1", "9.9.8", "-o", str(tmp_path / "runs"), "--",
+    out = cli("compare", "9.9.9", "9.9.1", "9.9.8", "-o", str(tmp_path / "runs"), "--",
                 "strun", "fake.Pipeline", str(uncal))
     assert out.returncode == 2
     assert "9.9.1 exited 5: ERROR: this fake release always fails" in out.stderr
     assert "jw01_rate.fits" in out.stdout  # 9.9.9 and 9.9.8 were still compared
 
 
-def test_compare_refuses_a_shared_output_dir(home, tmp_path):
-    _install(home, tmp_path, "9.9.9")
-    _install(home, tmp_path, "9.9.8")
-    out = jwenv("compare", "9.9.9", "9.9.8", "--", "strun", "x", "--output_dir", "same",
+def test_compare_refuses_a_shared_output_dir(tmp_path):
+    _install(tmp_path, "9.9.9")
+    _install(tmp_path, "9.9.8")
+    out = cli("compare", "9.9.9", "9.9.8", "--", "strun", "x", "--output_dir", "same",
                 cwd=tmp_path)
     assert out.returncode == 2 and "each version gets its own directory" in out.stderr
     assert not (tmp_path / "jwenv-runs").exists()  # nothing made for a refused command
-    out = jwenv("compare", "9.9.9", "--", "strun", "x", cwd=tmp_path)
+    out = cli("compare", "9.9.9", "--", "strun", "x", cwd=tmp_path)
     assert out.returncode == 2 and "usage: jwenv compare" in out.stderr

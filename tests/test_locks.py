@@ -1,0 +1,62 @@
+"""locks: what `jwenv export` writes and `install --lock` reads back."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from jwenv import locks, strategies
+from jwenv.errors import BadInput
+from jwenv.store import Manifest
+
+
+def _manifest(plan: dict) -> Manifest:
+    return Manifest(name="1.12.5", requested="1.12.5", jwst_version="1.12.5", source="pypi",
+                    requirement="jwst==1.12.5", python_version="3.11.7",
+                    python_path="/usr/bin/python3.11", backend="uv",
+                    crds_context="jwst_1166.pmap", created="2026-01-01T00:00:00+00:00",
+                    strategy="ops", packages=["jwst==1.12.5", "numpy==1.25.2"], plan=plan)
+
+
+def test_round_trip_keeps_pins_python_context_and_build_settings(tmp_path):
+    plan = {"build_constraints": ["numpy<=1.25.2", "setuptools<60"],
+            "exclude_newer": "2023-10-20T18:27:00+00:00",
+            "exclude_newer_packages": {"stsci.imagestats": "2024-04-05"},
+            "only_binary": ["numpy", "scipy"]}
+    path = tmp_path / "x.lock"
+    path.write_text(locks.export_lock(_manifest(plan)))
+    lock = locks.read_lock(path)
+    assert (lock.jwst_version, lock.python, lock.context) == ("1.12.5", "3.11.7",
+                                                              "jwst_1166.pmap")
+    rebuilt = lock.plan()
+    assert rebuilt.requirements == ["jwst==1.12.5", "numpy==1.25.2"]
+    assert rebuilt.build_constraints == ["numpy<=1.25.2", "setuptools<60"]
+    assert rebuilt.exclude_newer == datetime(2023, 10, 20, 18, 27, tzinfo=timezone.utc)
+    assert rebuilt.exclude_newer_packages == {"stsci.imagestats": "2024-04-05"}
+    assert rebuilt.only_binary == ["numpy", "scipy"]
+    assert rebuilt.strategy == "lock"
+
+
+def test_a_lock_of_an_older_environment_gets_the_wheels_only_stack(tmp_path):
+    # environments built before plans recorded `only_binary` were built wheels-only too
+    text = locks.export_lock(_manifest({}))
+    assert f"# only-binary: {json.dumps(list(strategies.WHEELS_ONLY))}" in text
+    old = "\n".join(ln for ln in text.splitlines() if "only-binary" not in ln)
+    path = tmp_path / "old.lock"
+    path.write_text(old)
+    assert locks.read_lock(path).plan().only_binary == list(strategies.WHEELS_ONLY)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("numpy==1.0\n", "is not a jwenv lock"),
+    ("# jwenv lock 1\n# jwst: 1.0\nnumpy==1.0\n", "pins no jwst"),
+])
+def test_bad_locks(tmp_path, text, message):
+    path = tmp_path / "bad.lock"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=message):
+        locks.read_lock(path)
+    with pytest.raises(BadInput, match="cannot read lock file"):
+        locks.read_lock(tmp_path / "missing.lock")
