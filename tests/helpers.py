@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+from astropy.io import fits
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
@@ -110,3 +113,37 @@ class RealEnv:
     def environ(self, cache=None, **extra: str) -> dict[str, str]:
         """A run's environment (offline with a local CRDS `cache`), plus `extra`."""
         return {**self.env.environ(offline=True if cache else None, cache=cache), **extra}
+
+
+# -- exposures shaped like a program's ----------------------------------------------------
+PROGRAM = "01234"
+
+
+def exposure(folder: Path, obs: int, num: int, filt: str = "F200W", *, level: str = "uncal",
+             detector: str = "NRCB1", background: bool = False, target: str = "NGC-0001",
+             program: str = PROGRAM, instrument: str = "NIRCAM", start: float = 0.0,
+             **extra) -> Path:
+    """A tiny exposure file with the header facts a plan reads, named as DMS names it."""
+    name = f"jw{program}{obs:03d}001_01101_{num:05d}_{detector.lower()}_{level}.fits"
+    hdu = fits.PrimaryHDU()
+    header = {"TELESCOP": "JWST", "PROGRAM": program, "OBSERVTN": f"{obs:03d}", "VISIT": "001",
+              "EXPOSURE": str(num), "DETECTOR": detector, "INSTRUME": instrument,
+              "FILTER": filt, "PUPIL": "CLEAR", "EXP_TYPE": "NRC_IMAGE", "SUBARRAY": "SUB400P",
+              "TARGPROP": target, "EXPSTART": 60000.0 + obs + num / 100 + start,
+              "NGROUPS": 5, "NINTS": 1, "SUBSIZE1": 400, "SUBSIZE2": 400,
+              "BKGDTARG": background, **extra}
+    for key, value in header.items():
+        hdu.header[key] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    fits.HDUList([hdu, fits.ImageHDU(np.zeros((4, 4), "f4"), name="SCI")]).writeto(
+        folder / name)
+    return folder / name
+
+
+def program(folder: Path) -> list[Path]:
+    """2 observations (2 targets) x 2 filters x 2 dithers, and one background."""
+    files = [exposure(folder, obs, num, filt, target=f"NGC-000{obs}")
+             for obs in (1, 2) for num, filt in ((1, "F150W"), (2, "F150W"), (3, "F200W"),
+                                                 (4, "F200W"))]
+    files.append(exposure(folder, 3, 1, "F200W", background=True, target="BKG"))
+    return files

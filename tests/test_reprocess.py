@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from helpers import cli, jwenv
+from helpers import cli, exposure, jwenv, one_line_error
+from helpers import program as fake_program
 from jwenv import offline
-from jwenv import reprocess as rp
-from jwenv.errors import BadInput
+from jwenv.record import Record
 
 
 def _fits(path: Path, **header) -> Path:
@@ -22,29 +25,6 @@ def _fits(path: Path, **header) -> Path:
         hdu.header[key] = value
     fits.HDUList([hdu, fits.ImageHDU(np.zeros((4, 4), "f4"), name="SCI")]).writeto(path)
     return path
-
-
-def test_classify_levels_and_backgrounds(tmp_path):
-    uncal = _fits(tmp_path / "jw1_uncal.fits", TELESCOP="JWST", EXP_TYPE="NRC_IMAGE")
-    rate = _fits(tmp_path / "jw2_rate.fits", TELESCOP="JWST", BKGDTARG=True)
-    cal = _fits(tmp_path / "jw3_cal.fits", TELESCOP="JWST")
-    items = rp.classify([uncal, rate, cal])
-    assert [(i.stage, i.background, i.base) for i in items] == [
-        (1, False, "jw1"), (2, True, "jw2"), (3, False, "jw3")]
-    assert rp.parse_stages(None, items) == [1, 2, 3]
-    assert rp.parse_stages("2,3", rp.classify([rate, cal])) == [2, 3]
-
-
-def test_association_input(tmp_path):
-    sci = _fits(tmp_path / "jw1_rate.fits", TELESCOP="JWST")
-    bkg = _fits(tmp_path / "jw2_rate.fits", TELESCOP="JWST")
-    asn = tmp_path / "x_image2_asn.json"
-    asn.write_text(json.dumps({"asn_type": "image2", "products": [{"members": [
-        {"expname": "jw1_rate.fits", "exptype": "science"},
-        {"expname": "jw2_rate.fits", "exptype": "background"}]}]}))
-    items = rp.classify([asn])
-    assert [(i.path, i.stage, i.background) for i in items] == [(sci, 2, False),
-                                                                 (bkg, 2, True)]
 
 
 @pytest.mark.parametrize(("make", "message"), [
@@ -58,8 +38,6 @@ def test_association_input(tmp_path):
 ])
 def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, make, message):
     path = make(tmp_path)
-    with pytest.raises(BadInput, match=message):
-        rp.classify([path])
     out = cli("reprocess", "any-env", str(path), "-o", str(tmp_path / "out"))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("jwenv: error:")
@@ -67,20 +45,137 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, make, message):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("value", "message"), [("4", "stages are 1, 2 and 3"),
-                                                ("1,3", "consecutive"), ("x", "stage numbers"),
-                                                ("1", "start at stage 2")])
-def test_bad_stages(tmp_path, value, message):
-    items = rp.classify([_fits(tmp_path / "a_rate.fits", TELESCOP="JWST")])
-    with pytest.raises(BadInput, match=message):
-        rp.parse_stages(value, items)
+# -- a whole program on the fake release (warm workers, record, failures) ------------------
+def _run(installed, files, out, *args):
+    res = cli("reprocess", installed, *map(str, files), "-o", str(out), "-j", "2", "--json",
+              *args)
+    data = json.loads(res.stdout) if res.stdout.strip() else None
+    return res, data
 
 
-def test_step_args_must_name_a_step():
-    assert rp.split_step_args(["--steps.jump.rejection_threshold=5"]) == [
-        ("jump", "--steps.jump.rejection_threshold=5")]
-    with pytest.raises(BadInput):
-        rp.split_step_args(["--verbose"])
+def _states(data):
+    return {f"{r['stage']}/{r['name']}": (r["state"], r["runner"], r["up_to_date"])
+            for r in data["results"][0]["runs"]}
+
+
+def test_a_program_runs_on_warm_workers_and_a_rerun_does_nothing(installed, tmp_path):
+    files = fake_program(tmp_path / "in")
+    before = {f: f.read_bytes() for f in files}
+    res, data = _run(installed, files, tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    # the fake has no association rules: jwenv's own grouping, and it says so
+    assert "could not run" in res.stderr and "grouped by observation" in res.stderr
+    assert data["results"][0]["grouping"]["source"] == "asn_from_list"
+    states = _states(data)
+    assert len(states) == 9 + 8 + 4
+    assert {s for s, _r, _u in states.values()} == {"done"}
+    assert {r for _s, r, _u in states.values()} == {"warm"}
+    out = tmp_path / "out" / installed
+    assert sorted(p.name for p in out.glob("*_i2d.fits")) == [
+        "jw01234-o001_t001_nircam_clear-f150w-sub400p_i2d.fits",
+        "jw01234-o001_t001_nircam_clear-f200w-sub400p_i2d.fits",
+        "jw01234-o002_t002_nircam_clear-f150w-sub400p_i2d.fits",
+        "jw01234-o002_t002_nircam_clear-f200w-sub400p_i2d.fits"]
+    assert all(f.read_bytes() == b for f, b in before.items())  # inputs untouched
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted(f.name for f in files)
+    again, data = _run(installed, files, tmp_path / "out")
+    assert again.returncode == 0, again.stderr
+    assert all(u for _s, _r, u in _states(data).values())
+
+
+def test_one_broken_exposure_stops_only_what_needs_it(installed, tmp_path):
+    files = [*fake_program(tmp_path / "in"), exposure(tmp_path / "in", 1, 5, detector="NRCBAD")]
+    res, data = _run(installed, files, tmp_path / "out")
+    assert res.returncode == 1
+    error = [ln for ln in res.stderr.splitlines() if ln.startswith("jwenv: error")]
+    assert error == ["jwenv: error: 3 of 23 jobs not done (1 failed); first: stage 1 "
+                     "jw01234001001_01101_00005_nrcbad: ValueError: this exposure is broken"]
+    states = _states(data)
+    assert states["1/jw01234001001_01101_00005_nrcbad"][0] == "failed"
+    assert states["2/jw01234001001_01101_00005_nrcbad"][0] == "skipped"
+    assert states["3/jw01234-o001_t001_nircam_clear-f200w-sub400p"][0] == "skipped"
+    assert sum(s == "done" for s, _r, _u in states.values()) == 20
+    run = next(r for r in data["results"][0]["runs"] if r["state"] == "skipped"
+               and r["stage"] == 3)
+    assert run["error"] == "needs 2/jw01234001001_01101_00005_nrcbad skipped"
+    # without --retry-failed the failure stays; with it, the failed job runs again
+    _, data = _run(installed, files, tmp_path / "out")
+    assert _states(data)["1/jw01234001001_01101_00005_nrcbad"][0] == "failed"
+    _, data = _run(installed, files, tmp_path / "out", "--retry-failed")
+    record = Record(tmp_path / "out" / installed / "jwenv-record.sqlite")
+    assert record.row("1/jw01234001001_01101_00005_nrcbad").attempts == 2
+    assert record.row("1/jw01234001001_01101_00001_nrcb1").attempts == 1
+
+
+def test_a_dying_worker_costs_one_retry_in_a_fresh_process(installed, tmp_path):
+    files = [exposure(tmp_path / "in", 1, n, detector=d) for n, d in ((1, "NRCB1"),
+                                                                      (2, "NRCDIES"))]
+    res, data = _run(installed, files, tmp_path / "out", "--stages", "1")
+    assert res.returncode == 0, res.stderr
+    assert "the worker running jw01234001001_01101_00002_nrcdies died (killed by signal 9); " \
+           "retrying it once in a fresh process" in res.stderr
+    states = _states(data)
+    assert states["1/jw01234001001_01101_00002_nrcdies"][:2] == ("done", "strun")
+    assert states["1/jw01234001001_01101_00001_nrcb1"][:2] == ("done", "warm")
+
+
+def test_kill_9_then_resume_redoes_only_the_jobs_in_flight(installed, tmp_path):
+    files = [exposure(tmp_path / "in", obs, 1, detector=d)
+             for obs, d in ((1, "NRCB1"), (2, "NRCB2"), (3, "NRCSLEEPY"))]
+    out = tmp_path / "out"
+    env = dict(os.environ, FAKE_JWST_SLEEP="60")
+    proc = subprocess.Popen([sys.executable, "-m", "jwenv", "reprocess", installed,
+                             *map(str, files), "-o", str(out), "--stages", "1", "-j", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = out / installed / "jwenv-record.sqlite"
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline and proc.poll() is None
+        if record.is_file():
+            with Record(record) as rec:
+                states = {r.id: r.state for r in rec.rows()}
+            if states.get("1/jw01234003001_01101_00001_nrcsleepy") == "running":
+                break
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    res = cli("reprocess", installed, *map(str, files), "-o", str(out), "--stages", "1",
+              "--json")
+    assert res.returncode == 0, res.stderr
+    assert "1 job(s) were running when the last run stopped: they run again" in res.stderr
+    with Record(record) as rec:
+        attempts = {r.id: (r.state, r.attempts) for r in rec.rows()}
+    assert attempts == {"1/jw01234001001_01101_00001_nrcb1": ("done", 1),
+                        "1/jw01234002001_01101_00001_nrcb2": ("done", 1),
+                        "1/jw01234003001_01101_00001_nrcsleepy": ("done", 2)}
+
+
+def test_strun_mode_dry_run_and_budget(installed, tmp_path):
+    files = fake_program(tmp_path / "in")[:2]
+    dry = cli("reprocess", installed, *map(str, files), "-o", str(tmp_path / "dry"),
+              "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)["plans"][0]
+    assert [j["id"] for j in planned["jobs"]][:2] == ["1/jw01234001001_01101_00001_nrcb1",
+                                                      "1/jw01234001001_01101_00002_nrcb1"]
+    assert not (tmp_path / "dry").exists()  # a dry run writes nothing
+    small = cli("reprocess", installed, *map(str, files), "-o", str(tmp_path / "o"),
+                "--memory", "1M")
+    one_line_error(small, "--memory 1.0 MB is smaller than the smallest job")
+    assert not (tmp_path / "o").exists()
+    res, data = _run(installed, files, tmp_path / "s", "--strun", "--stages", "1")
+    assert res.returncode == 0, res.stderr
+    assert {r for _s, r, _u in _states(data).values()} == {"strun"}
+
+
+def test_inputs_of_two_programs_need_allow_mixed(installed, tmp_path):
+    files = [exposure(tmp_path / "in", 1, 1), exposure(tmp_path / "in", 1, 1,
+                                                       program="02345")]
+    one_line_error(cli("reprocess", installed, *map(str, files), "-o", str(tmp_path / "o")),
+                   "--allow-mixed")
+    assert not (tmp_path / "o").exists()
+    res, _ = _run(installed, files, tmp_path / "o", "--allow-mixed", "--stages", "1")
+    assert res.returncode == 0, res.stderr
 
 
 # -- the real chain (integration) ------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -493,7 +494,10 @@ def compare(
     ctx: typer.Context,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where each version's "
                       "products go (DIR/<env>/); default ./jwenv-runs/<time>")] = None,
-    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Versions run at once")] = 1,
+    jobs: Annotated[int | None, typer.Option(
+        "-j", "--jobs", help="Versions run at once (with --reprocess: jobs at once, default "
+                             "this machine's cores)")] = None,
+    memory: MemoryOpt = None, allow_mixed: MixedOpt = False,
     offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
     crds_context: Annotated[str | None, typer.Option(
         help="Use this context for every version instead of each one's pin")] = None,
@@ -525,9 +529,9 @@ def compare(
     options = _compare_options(rtol, atol, quick, ignore_keyword)
     out_root = (output or fanout.default_output_root()).absolute()
     if reprocess_chain:
-        _compare_chains(names, cmd, out_root, jobs=jobs, offline=offline, context=crds_context,
-                        install=do_install, stages=stages, options=options, html=html,
-                        as_json=as_json)
+        _compare_chains(names, cmd, out_root, jobs=jobs, memory=memory, offline=offline,
+                        context=crds_context, install=do_install, stages=stages,
+                        allow_mixed=allow_mixed, options=options, html=html, as_json=as_json)
     envs = [_get_or_install(n, do_install) for n in names]
     console = _console(stderr=True)
 
@@ -536,7 +540,7 @@ def compare(
             mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]"}[kind]
             console.print(f"{mark} {env_name} {'' if kind == 'start' else kind}")
 
-    results = fanout.run_across(envs, cmd, out_root, jobs=jobs, context=crds_context,
+    results = fanout.run_across(envs, cmd, out_root, jobs=jobs or 1, context=crds_context,
                                 offline=offline, on_event=event)
     failed = [r for r in results if not r.ok]
     for r in failed:
@@ -560,6 +564,56 @@ def _split_inputs(args: list[str]) -> tuple[list[Path], list[str]]:
     return [Path(a) for a in args if not a.startswith("-")], steps
 
 
+JobsOpt = Annotated[int | None, typer.Option(
+    "-j", "--jobs", help="Jobs at once (default: this machine's cores)")]
+MemoryOpt = Annotated[str | None, typer.Option(
+    help="Memory budget, e.g. 8G (default: the memory available now); a job starts only "
+         "if the estimated peaks of the running jobs and its own fit")]
+AsnOpt = Annotated[list[Path] | None, typer.Option(
+    "--asn", help="Association file to use as given (repeatable; default: *_asn.json "
+                  "beside the inputs, else the release's own rules)")]
+MixedOpt = Annotated[bool, typer.Option(
+    "--allow-mixed", help="Reprocess inputs of several programs together")]
+RetryOpt = Annotated[bool, typer.Option(
+    "--retry-failed", help="Run the jobs that failed (and what they blocked) again")]
+StrunOpt = Annotated[bool, typer.Option(
+    "--strun", help="One strun process per job instead of warm workers")]
+
+
+@dataclass
+class _ChainRequest:
+    """What `reprocess` and `compare --reprocess` share: inputs, stages, options."""
+
+    inputs: list[Path]
+    step_args: list[str]
+    stages: str | None
+    asn: list[Path]
+    allow_mixed: bool
+
+    def prepare(self) -> tuple[list[Any], list[int], list[Path]]:
+        from jwenv import plan
+
+        plan.split_step_args(self.step_args)
+        items = plan.classify(self.inputs)
+        plan.check_programs(items, self.allow_mixed)
+        wanted = plan.parse_stages(self.stages, items)
+        asn = list(self.asn) + [p for p in self.inputs if p.suffix == ".json"]
+        return items, wanted, asn
+
+
+def _budget(jobs: int | None, memory: str | None) -> tuple[int, int]:
+    from jwenv import schedule
+    from jwenv.errors import BadInput
+
+    if jobs is not None and jobs < 1:
+        raise BadInput(f"-j {jobs}: give at least 1")
+    try:
+        budget = schedule.parse_size(memory) if memory else schedule.available_memory()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    return jobs or schedule.available_cores(), budget
+
+
 @app.command(context_settings=PASSTHROUGH,
              options_metavar="[OPTIONS] VERSION INPUT... [--steps.STEP.PARAM=VALUE ...]")
 def reprocess(
@@ -569,52 +623,160 @@ def reprocess(
                       "DIR/<env>/ (default ./jwenv-runs/<time>)")] = None,
     stages: Annotated[str | None, typer.Option(help="Stages to run, e.g. 2,3 (default: from "
                                                     "the inputs' level to 3)")] = None,
-    force: Annotated[bool, typer.Option(help="Re-run stages whose products are "
-                                             "up to date")] = False,
+    jobs: JobsOpt = None, memory: MemoryOpt = None, asn: AsnOpt = None,
+    force: Annotated[bool, typer.Option(help="Re-run jobs that are done")] = False,
+    retry_failed: RetryOpt = False, allow_mixed: MixedOpt = False, use_strun: StrunOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan (groups, products, "
+                                                            "members, jobs) and stop")] = False,
     offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
     crds_context: Annotated[str | None, typer.Option()] = None,
     do_install: Annotated[bool, typer.Option("--install")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Run the pipeline chain (Detector1 → Image2 → Image3) from any level of inputs."""
+    """Reprocess a program through Detector1 → Image2 → Image3, from any level of inputs,
+    grouped by the release's own association rules, many exposures at once, resumable."""
     from jwenv import fanout
     from jwenv import reprocess as rp
 
     inputs, step_args = _split_inputs(list(ctx.args))
-    rp.split_step_args(step_args)
-    items = rp.classify(inputs)
-    wanted = rp.parse_stages(stages, items)
+    request = _ChainRequest(inputs, step_args, stages, list(asn or ()), allow_mixed)
+    items, wanted, asn_files = request.prepare()
+    slots, budget = _budget(jobs, memory)
     env = _get_or_install(name, do_install)
-    out_root = (output or fanout.default_output_root()).absolute()
-    result = rp.reprocess(env, items, out_root, stages=wanted, step_args=step_args,
-                          force=force, context=crds_context, offline=offline,
-                          on_event=_stage_printer(as_json))
-    _finish_reprocess([result], as_json)
-    if not result.ok:
+    if output is None:  # a dry run makes nothing, not even the default directory
+        output = Path("jwenv-runs") / "<new>" if dry_run else fanout.default_output_root()
+    out_root = output.absolute()
+    show = _ChainDisplay(as_json)
+    plan = rp.make_plan(env, items, out_root, stages=wanted, step_args=step_args,
+                        asn_files=asn_files, context=crds_context, offline=offline,
+                        on_event=show.event)
+    if dry_run:
+        _show_plans([plan], as_json)
+        return
+    with show:
+        results = rp.run_plans([plan], jobs=slots, memory=budget, force=force,
+                               retry_failed=retry_failed, warm=not use_strun,
+                               context=crds_context, offline=offline, on_event=show.event)
+    _finish_reprocess(results, as_json)
+    if not results[0].ok:
         from jwenv.errors import JwenvError
 
-        raise JwenvError(result.error)
+        raise JwenvError(results[0].error)
+
+
+def _show_plans(plans: list[Any], as_json: bool) -> None:
+    from rich.markup import escape
+
+    if as_json:
+        _json_out({"plans": [p.to_dict() for p in plans]})
+        return
+    from jwenv.schedule import human
+
+    console = _console()
+    for p in plans:
+        console.print(f"[bold]{p.env.name}[/] (jwst {p.env.manifest.jwst_version}) → {p.out}")
+        if p.grouping:
+            console.print(f"  associations: {escape(p.grouping.detail)}")
+            for asn in p.grouping.level3:
+                console.print(f"  level 3 {asn.name}: {len(asn.science)} member(s): "
+                              f"{', '.join(asn.science)}", markup=False)
+        for stage in (1, 2, 3):
+            jobs = [j for j in p.jobs if j.stage == stage]
+            if jobs:
+                peak = max(j.memory for j in jobs)
+                console.print(f"  stage {stage}: {len(jobs)} job(s) of {jobs[0].pipeline}, "
+                              f"estimated peak up to {human(peak)}")
+                for j in jobs:
+                    console.print(f"    {j.name}  ← {', '.join(x.name for x in j.inputs)}",
+                                  markup=False)
+
+
+class _ChainDisplay:
+    """Progress of a run: a bar with counts, running jobs and ETA on a terminal; one line
+    per event otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        import time
+
+        self.quiet = quiet
+        self.console = _console(stderr=True)
+        self.t0 = time.monotonic()
+        self.progress: Any = None
+        self.task: Any = None
+        self.running: list[str] = []
+        self.counts = {"done": 0, "fail": 0, "skip": 0}
+
+    def __enter__(self) -> _ChainDisplay:
+        if not self.quiet and self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TextColumn("ETA"), TimeRemainingColumn(),
+                                     console=self.console)
+            self.progress.start()
+            self.task = self.progress.add_task("planning", total=None)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def event(self, kind: str, detail: str) -> None:
+        import time
+
+        from rich.markup import escape
+
+        if self.quiet:  # --json: stdout is the record; what needs saying still goes to stderr
+            if kind in ("warn", "note"):
+                self.console.print(f"{_MARKS[kind]} {escape(detail)}")
+            return
+        if kind == "plan" and self.progress is not None:
+            total = int(detail.split(" of ", 1)[0])
+            self.progress.update(self.task, total=total, completed=0, description="jobs")
+        if kind == "start":
+            self.running.append(detail)
+        elif kind in ("done", "fail"):
+            self.counts[kind] += 1
+            self.running = [r for r in self.running if not detail.startswith(r)]
+            if self.progress is not None:
+                self.progress.advance(self.task)
+        elif kind == "skip":
+            self.counts["skip"] += 1
+        if self.progress is not None:
+            running = ", ".join(r.split(": ", 1)[-1] for r in self.running[:3])
+            more = f" +{len(self.running) - 3}" if len(self.running) > 3 else ""
+            self.progress.update(self.task, description=(
+                f"{self.counts['done']} done, {self.counts['fail']} failed, "
+                f"{self.counts['skip']} skipped; running: {running or '-'}{more}"))
+            if kind in ("fail", "skip", "warn", "note"):
+                self.progress.console.print(f"{_MARKS.get(kind, '')} {escape(detail)}")
+            return
+        self.console.print(f"{_MARKS.get(kind, '')} {escape(detail)} "
+                           f"[dim]{time.monotonic() - self.t0:.0f} s[/]")
+
+
+_MARKS = {"start": "…", "done": "[green]✓[/]", "skip": "[yellow]-[/]", "fail": "[red]✗[/]",
+          "warn": "[yellow]![/]", "note": "[blue]i[/]", "plan": "[blue]i[/]"}
 
 
 def _stage_printer(quiet: bool) -> Any:
-    import time
-
-    from rich.markup import escape
-
-    console = _console(stderr=True)
-    t0 = time.monotonic()
-
-    def event(kind: str, detail: str) -> None:
-        if quiet:
-            return
-        mark = {"start": "…", "done": "[green]✓[/]", "skip": "[dim]=[/]",
-                "fail": "[red]✗[/]"}.get(kind, "")
-        console.print(f"{mark} {escape(detail)} [dim]{time.monotonic() - t0:.0f} s[/]")
-    return event
+    """One line per event (doctor --deep)."""
+    return _ChainDisplay(quiet).event
 
 
 def _finish_reprocess(results: list[Any], as_json: bool) -> None:
+    from rich.table import Table
+
     from jwenv import reprocess as rp
+    from jwenv.schedule import human
 
     if as_json:
         _json_out({"results": [r.to_dict() for r in results]})
@@ -622,29 +784,44 @@ def _finish_reprocess(results: list[Any], as_json: bool) -> None:
     console = _console()
     for result in results:
         console.print(f"[bold]{result.env}[/] → {result.output_dir}")
+        if result.grouping:
+            console.print(f"  associations: {result.grouping['detail']}", markup=False)
+        table = Table("stage", "job", "state", "time", "peak memory", "products / reason")
         for run in result.runs:
-            for product in run.products:
-                if product.is_file():
-                    console.print(f"  {product.name}: {rp.product_summary(product)}",
-                                  markup=False)
+            state = {"done": "[green]done[/]", "failed": "[red]failed[/]",
+                     "skipped": "[yellow]skipped[/]"}.get(run.state, run.state)
+            if run.up_to_date:
+                state = "[dim]up to date[/]"
+            what = (", ".join(f"{p.name}: {rp.product_summary(p)}" for p in run.products
+                              if p.is_file() and run.stage == 3)
+                    or ", ".join(p.name for p in run.products)) if run.state == "done" \
+                else (run.error or "")
+            table.add_row(str(run.stage), run.name, state,
+                          f"{run.seconds:.1f} s" if run.seconds else "-",
+                          human(run.peak_rss) if run.peak_rss else "-", what)
+        console.print(table)
+        if result.record:
+            console.print(f"  record: {result.record}; logs: {result.output_dir / 'logs'}",
+                          markup=False)
 
 
-
-def _compare_chains(names: list[str], args: list[str], out_root: Path, *, jobs: int,
-                    offline: bool | None, context: str | None, install: bool,
-                    stages: str | None, options: dict[str, Any], html: Path | None,
-                    as_json: bool) -> None:
+def _compare_chains(names: list[str], args: list[str], out_root: Path, *, jobs: int | None,
+                    memory: str | None, offline: bool | None, context: str | None,
+                    install: bool, stages: str | None, allow_mixed: bool,
+                    options: dict[str, Any], html: Path | None, as_json: bool) -> None:
     from jwenv import compare as cmp
     from jwenv import reprocess as rp
 
     inputs, step_args = _split_inputs(args)
-    rp.split_step_args(step_args)
-    items = rp.classify(inputs)
-    wanted = rp.parse_stages(stages, items)
+    items, wanted, asn_files = _ChainRequest(inputs, step_args, stages, [],
+                                             allow_mixed).prepare()
+    slots, budget = _budget(jobs, memory)
     envs = [_get_or_install(n, install) for n in names]
-    results = rp.reprocess_across(envs, items, out_root, jobs=jobs, stages=wanted,
-                                  step_args=step_args, context=context, offline=offline,
-                                  on_event=_stage_printer(as_json))
+    show = _ChainDisplay(as_json)
+    with show:
+        results = rp.reprocess_across(envs, items, out_root, jobs=slots, memory=budget,
+                                      stages=wanted, step_args=step_args, asn_files=asn_files,
+                                      context=context, offline=offline, on_event=show.event)
     comparisons, code = cmp.compare_runs([r.output_dir for r in results if r.ok],
                                          failed=sum(not r.ok for r in results), **options)
     if not as_json:

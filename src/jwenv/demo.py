@@ -18,7 +18,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from jwenv import compare, offline, releases, reprocess
+from jwenv import compare, offline, plan, releases, reprocess
 from jwenv.envs import Env
 from jwenv.errors import BadInput, JwenvError
 from jwenv.installer import InstallOptions
@@ -74,7 +74,7 @@ def run_demo(out: Path, versions: list[str] | None = None, *, store: Store | Non
     t0 = time.monotonic()
     notify("phase", f"running Detector1 → Image2 → Image3 under "
                     f"{' and '.join(e.name for e in envs)} (offline)")
-    items = reprocess.classify(program.uncal)
+    items = plan.classify(program.uncal)
     results = reprocess.reprocess_across(
         envs, items, out / "runs", jobs=jobs, stages=[1, 2, 3], force=True,
         cache=program.cache, offline=True, on_event=lambda e, d: notify(f"run-{e}", d))

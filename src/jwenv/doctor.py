@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jwenv import offline, reprocess
+from jwenv import offline, plan, reprocess
 from jwenv.envs import Env
+from jwenv.schedule import available_cores
 
 Event = Callable[[str, str], None]
 
@@ -21,15 +22,21 @@ def chain_check(env: Env, workdir: Path, on_event: Event | None = None) -> dict[
     """The offline program through stages 1-3 under `env`, as a per-stage report."""
     t0 = time.monotonic()
     program = offline.prepare([env], workdir / "program", program=True)
-    items = reprocess.classify(program.uncal)
+    items = plan.classify(program.uncal)
     result = reprocess.reprocess(env, items, workdir / "runs", stages=[1, 2, 3], force=True,
-                                 cache=program.cache, offline=True, on_event=on_event)
-    checks = [{"check": f"stage {r.stage} {r.pipeline} {r.name}", "ok": r.returncode == 0,
+                                 cache=program.cache, offline=True, jobs=available_cores(),
+                                 on_event=on_event)
+    checks = [{"check": f"stage {r.stage} {r.pipeline} {r.name}", "ok": r.state == "done",
                "seconds": round(r.seconds, 1),
                "detail": "up to date" if r.up_to_date else f"{r.seconds:.1f} s"
-               if r.returncode == 0 else f"failed, log: {r.log}"} for r in result.runs]
+               if r.state == "done" else f"{r.state}: {r.error}, log: {r.log}"}
+              for r in result.runs]
     if result.ok:
-        (catalog,) = result.output_dir.glob("*_cat.ecsv")
+        # the catalog of the star field (a background target has a level-3 product too)
+        science = {i.base for i in items if not i.background}
+        (catalog,) = (result.output_dir / f"{a['name']}_cat.ecsv"
+                      for a in (result.grouping or {}).get("level3", [])
+                      if set(a["science"]) & science)
         truth = offline.match_truth(catalog, program.truth)
         good = truth["recovered"] == truth["injected"]
         checks.append({"check": "catalog against the truth table", "ok": good,

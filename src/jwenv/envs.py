@@ -100,14 +100,16 @@ class Env:
         return {k: v for k, v in full.items() if environ.get(k) != v}
 
     def environ(self, *, context: str | None = None, offline: bool | None = None,
-                base: Mapping[str, str] | None = None,
-                cache: crds.LocalCache | None = None) -> dict[str, str]:
+                base: Mapping[str, str] | None = None, cache: crds.LocalCache | None = None,
+                threads: int | None = None) -> dict[str, str]:
         """The full environment of a run: the caller's, isolated from other Pythons,
-        with this env's CRDS settings (`cache`: a hand-made local CRDS cache instead)."""
+        with this env's CRDS settings (`cache`: a hand-made local CRDS cache instead);
+        `threads` limits numerical libraries' threads (see runner.run_environ)."""
         base = os.environ if base is None else base
         crds_vars = self.crds_settings(context=context, offline=offline, environ=base,
                                        cache=cache).variables()
-        return runner.run_environ(self.path, {**crds_vars, "JWENV_ENV": self.name}, base)
+        return runner.run_environ(self.path, {**crds_vars, "JWENV_ENV": self.name}, base,
+                                  threads=threads)
 
     def run(self, cmd: Sequence[str], *, context: str | None = None,
             offline: bool | None = None, cwd: Path | None = None,

@@ -1,67 +1,80 @@
-"""`jwenv reprocess`: a chain of pipeline stages under one environment.
+"""`jwenv reprocess`: a whole program through stages 1-3, under one or more environments.
 
-Inputs may start at any level (uncal → stage 1, rate/rateints → 2, cal → 3, or an
-association naming its stage). Each stage's products feed the next; stage 2 and 3
-associations are made inside the environment with the release's own
-`asn_from_list`; every strun is a fresh process with its log kept beside the
-products in DIR/<env>/logs/. A stage whose products are newer than its inputs is
-skipped unless forced. A failure stops the chain; what was made is kept.
+Each environment gets its own plan (plan.py: the release's own association rules),
+its own output directory `DIR/<env>/` with logs in `logs/`, associations in `asn/` and
+the resumable record (`jwenv-record.sqlite`, record.py). The jobs of every environment
+go to one scheduler (schedule.py) with one budget of slots and memory, run by warm
+workers (workers.py). A re-run does only what is not done; one failed exposure stops
+only what needs it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jwenv import strun
+from jwenv import plan as planning
 from jwenv.crds import LocalCache
 from jwenv.envs import Env
 from jwenv.errors import BadInput, JwenvError
-from jwenv.runner import JsonScript
+from jwenv.plan import Grouping, Input, Job
+from jwenv.record import FILENAME, Record
+from jwenv.schedule import Outcome, Scheduler, Task, human
 from jwenv.store import write_json_atomic
+from jwenv.workers import Lane, LocalExecutor
 
 Event = Callable[[str, str], None]
-SUFFIX_STAGE = {"uncal": 1, "rate": 2, "rateints": 2, "cal": 3}
-STAGE_PIPELINES = {1: ("Detector1Pipeline", "Detector1Pipeline"),
-                   2: ("Image2Pipeline", "Spec2Pipeline"),
-                   3: ("Image3Pipeline", "Spec3Pipeline")}
+GROUPING_FILE = "jwenv-grouping.json"
 
 
 @dataclass
-class Input:
-    path: Path
-    stage: int  # the first stage this file goes through
-    background: bool = False
-    exp_type: str = ""
+class EnvPlan:
+    """One environment's share of a run."""
 
-    @property
-    def base(self) -> str:
-        """The exposure name without its product suffix."""
-        return self.path.name.rsplit("_", 1)[0]
+    env: Env
+    out: Path
+    grouping: Grouping | None
+    jobs: list[Job]
+    stamp: dict[str, Any]  # what every job's products depend on besides its own inputs
+    step_args: dict[str, list[str]]  # pipeline -> its --steps.* arguments
+    grouping_cache: dict[str, Any] | None = None  # written to out/asn/ when the run starts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.env.name, "jwst_version": self.env.manifest.jwst_version,
+                "output_dir": str(self.out),
+                "grouping": self.grouping.to_dict() if self.grouping else None,
+                "jobs": [j.to_dict() for j in self.jobs]}
 
 
 @dataclass
 class StageRun:
     stage: int
     pipeline: str
-    name: str  # exposure base name, or the level-3 product name
+    name: str
     inputs: list[Path]
     products: list[Path]
     log: Path
-    returncode: int = 0
+    state: str = "pending"
+    returncode: int | None = None  # 0 done, 1 failed, None not run (skipped, pending)
     seconds: float = 0.0
-    up_to_date: bool = False
+    up_to_date: bool = False  # done before this run
+    error: str | None = None
+    peak_rss: int | None = None
+    runner: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "pipeline": self.pipeline, "name": self.name,
                 "inputs": [str(p) for p in self.inputs],
                 "products": [str(p) for p in self.products], "log": str(self.log),
-                "returncode": self.returncode, "seconds": round(self.seconds, 2),
-                "up_to_date": self.up_to_date}
+                "state": self.state, "returncode": self.returncode,
+                "seconds": round(self.seconds, 2), "up_to_date": self.up_to_date,
+                "error": self.error, "peak_rss": self.peak_rss, "runner": self.runner}
 
 
 @dataclass
@@ -71,6 +84,9 @@ class Result:
     output_dir: Path
     runs: list[StageRun] = field(default_factory=list)
     error: str | None = None
+    grouping: dict[str, Any] | None = None
+    record: Path | None = None
+    timing: dict[str, float] = field(default_factory=dict)  # the whole run's, seconds
 
     @property
     def ok(self) -> bool:
@@ -79,106 +95,12 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return {"env": self.env, "jwst_version": self.jwst_version,
                 "output_dir": str(self.output_dir), "ok": self.ok, "error": self.error,
+                "record": str(self.record) if self.record else None,
+                "grouping": self.grouping, "timing": self.timing,
                 "runs": [r.to_dict() for r in self.runs]}
 
 
-# -- inputs -------------------------------------------------------------------------
-def classify(paths: Sequence[Path]) -> list[Input]:
-    """Validate every input before anything is written (one-line errors)."""
-    if not paths:
-        raise BadInput("no inputs: give *_uncal.fits, *_rate.fits, *_cal.fits or an "
-                       "association (.json)")
-    found: list[Input] = []
-    for raw in paths:
-        path = Path(raw).absolute()
-        if not path.is_file():
-            raise BadInput(f"no such input: {raw}")
-        if path.suffix == ".json":
-            found += _from_association(path)
-        else:
-            found.append(_from_fits(path))
-    seen: set[Path] = set()
-    unique = [i for i in found if not (i.path in seen or seen.add(i.path))]
-    return unique
-
-
-def _from_fits(path: Path, stage: int | None = None, background: bool | None = None) -> Input:
-    from astropy.io import fits
-
-    try:
-        header = fits.getheader(path, 0)
-    except (OSError, ValueError):
-        raise BadInput(f"{path.name} is not a FITS file") from None
-    if str(header.get("TELESCOP", "")).strip().upper() != "JWST":
-        raise BadInput(f"{path.name} is not a JWST product (TELESCOP="
-                       f"{header.get('TELESCOP', 'missing')!r})")
-    suffix = path.stem.rsplit("_", 1)[-1] if "_" in path.stem else ""
-    if stage is None:
-        if suffix not in SUFFIX_STAGE:
-            raise BadInput(f"cannot tell the stage of {path.name}: expected *_uncal, *_rate, "
-                           "*_rateints, *_cal or an association")
-        stage = SUFFIX_STAGE[suffix]
-    if background is None:
-        background = bool(header.get("BKGDTARG", False))
-    return Input(path, stage, background, str(header.get("EXP_TYPE", "")))
-
-
-def _from_association(path: Path) -> list[Input]:
-    try:
-        asn = json.loads(path.read_text())
-        asn_type = str(asn.get("asn_type", "")).lower()
-        products = asn.get("products") or []
-    except (ValueError, AttributeError):
-        raise BadInput(f"{path.name} is not an association (JSON with asn_type and "
-                       "products)") from None
-    stage = 2 if asn_type.endswith("2") else 3 if asn_type.endswith("3") else None
-    if stage is None:
-        raise BadInput(f"{path.name}: unknown asn_type {asn_type!r} (image2/spec2/image3/"
-                       "spec3)")
-    out = []
-    for product in products:
-        for member in product.get("members", []):
-            exptype = str(member.get("exptype", "science")).lower()
-            if exptype not in ("science", "background"):
-                continue
-            member_path = (path.parent / member["expname"]).absolute()
-            if not member_path.is_file():
-                raise BadInput(f"{path.name} names {member['expname']}, which does not exist")
-            out.append(_from_fits(member_path, stage, exptype == "background"))
-    if not any(not i.background for i in out):
-        raise BadInput(f"{path.name} is an empty association (no science members)")
-    return out
-
-
-def parse_stages(value: str | None, inputs: list[Input]) -> list[int]:
-    first = min(i.stage for i in inputs)
-    if value is None:
-        return list(range(first, 4))
-    try:
-        stages = sorted({int(s) for s in value.split(",") if s.strip()})
-    except ValueError:
-        raise BadInput(f"--stages {value!r}: give stage numbers like 1,2,3") from None
-    if not stages or any(s not in (1, 2, 3) for s in stages):
-        raise BadInput(f"--stages {value!r}: stages are 1, 2 and 3")
-    if stages != list(range(stages[0], stages[-1] + 1)):
-        raise BadInput(f"--stages {value!r}: stages must be consecutive")
-    if stages[0] < first:
-        raise BadInput(f"--stages {value!r}: the inputs start at stage {first}")
-    return stages
-
-
-def split_step_args(args: Sequence[str]) -> list[tuple[str, str]]:
-    """`--steps.jump.rejection_threshold=5` → ("jump", the arg); anything else is an error."""
-    out = []
-    for arg in args:
-        if not arg.startswith("--steps.") or "=" not in arg or arg.count(".") < 2:
-            raise BadInput(f"unexpected argument {arg!r}: pipeline options are "
-                           "--steps.STEP.PARAM=VALUE")
-        out.append((arg.split(".", 2)[1], arg))
-    return out
-
-
-# -- the chain ------------------------------------------------------------------------
+# -- planning ---------------------------------------------------------------------------------
 def pipeline_steps(env: Env) -> dict[str, list[str]]:
     """Step names of each pipeline of this release (cached in the environment)."""
     cache = env.path / "jwenv-steps.json"
@@ -189,176 +111,301 @@ def pipeline_steps(env: Env) -> dict[str, list[str]]:
     return steps
 
 
-def _stamp(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _grouping(env: Env, inputs: list[Input], asn_files: Sequence[Path], out: Path,
+              notify: Event) -> tuple[Grouping, dict[str, Any] | None]:
+    """The run's associations, and what to keep of them in out/asn/ (written with the
+    run: a dry run or a refused run writes nothing)."""
+    found = planning.find_association_files(inputs, asn_files)
+    if found:
+        how = "given" if asn_files else "found beside the inputs"
+        grouping = planning.from_files(found, f"{len(found)} association file(s) {how}")
+        planning.check_grouping(grouping, inputs)
+        return grouping, None
+    key = planning.fingerprint([i.path for i in inputs], env.manifest.jwst_version)
+    cached = out / "asn" / GROUPING_FILE
+    if cached.is_file():
+        data = json.loads(cached.read_text())
+        if data.get("key") == key:
+            return _grouping_from_dict(data["grouping"]), None
+    with tempfile.TemporaryDirectory(prefix="jwenv-asn-") as tmp:
+        try:
+            grouping = planning.from_release(env, inputs, Path(tmp))
+        except JwenvError as exc:
+            grouping = planning.fallback_grouping(env, inputs, str(exc))
+            notify("note", f"{env.name}: {grouping.detail}")
+    planning.check_grouping(grouping, inputs)
+    return grouping, {"key": key, "grouping": _grouping_to_store(grouping)}
 
 
-def _fresh(products: list[Path], inputs: list[Path]) -> bool:
-    if not products or not all(p.is_file() for p in [*products, *inputs]):
+def _grouping_to_store(g: Grouping) -> dict[str, Any]:
+    out = g.to_dict()
+    for level in ("level2", "level3"):
+        for stored, asn in zip(out[level], getattr(g, level), strict=True):
+            stored["data"] = asn.data
+    return out
+
+
+def _grouping_from_dict(d: dict[str, Any]) -> Grouping:
+    g = Grouping(d["source"], d["detail"])
+    g.level2 = [planning.Association(**a) for a in d["level2"]]
+    g.level3 = [planning.Association(**a) for a in d["level3"]]
+    return g
+
+
+def _keep_grouping(p: EnvPlan) -> None:
+    if p.grouping_cache is not None:
+        asn_dir = p.out / "asn"
+        asn_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(asn_dir / GROUPING_FILE, p.grouping_cache)
+        if p.grouping and p.grouping.pool:
+            name, text = p.grouping.pool
+            (asn_dir / name).write_text(text)
+
+
+def make_plan(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int],
+              step_args: Sequence[str] = (), asn_files: Sequence[Path] = (),
+              context: str | None = None, offline: bool | None = None,
+              cache: LocalCache | None = None,
+              on_event: Event | None = None) -> EnvPlan:
+    """The jobs of `inputs` under `env`, products in out_root/<env name>/. Nothing is
+    written: `run_plans` writes what the plan needs."""
+    notify = on_event or (lambda _k, _d: None)
+    out = out_root / env.name
+    steps = planning.split_step_args(step_args)
+    names = pipeline_steps(env) if steps else {}
+    by_pipeline = {p: [a for step, a in steps if step in names.get(p, [])]
+                   for p in {"Detector1Pipeline", "Image2Pipeline", "Image3Pipeline",
+                             "Spec2Pipeline", "Spec3Pipeline"}}
+    unknown = [a for step, a in steps if not any(step in s for s in names.values())]
+    if unknown:
+        raise BadInput(f"{unknown[0]}: jwst {env.manifest.jwst_version}'s pipelines have no "
+                       "such step")
+    grouping = keep = None
+    if 2 in stages or 3 in stages:
+        grouping, keep = _grouping(env, inputs, asn_files, out, notify)
+    jobs = planning.jobs(inputs, grouping, out, stages)
+    settings = env.crds_settings(context=context, offline=offline, cache=cache)
+    stamp = {"jwst": env.manifest.jwst_version, "context": settings.context,
+             "offline": settings.offline}
+    return EnvPlan(env, out, grouping, jobs, stamp, by_pipeline, keep)
+
+
+def job_stamp(p: EnvPlan, job: Job) -> dict[str, Any]:
+    """What made (or will make) a job's products: if it changes, the job runs again."""
+    doc = hashlib.sha256(json.dumps(job.asn, sort_keys=True).encode()).hexdigest()[:16] \
+        if job.asn is not None else None
+    return {**p.stamp, "args": p.step_args.get(job.pipeline, []), "asn": doc,
+            "inputs": planning.fingerprint(job.given_inputs) if job.given_inputs else None}
+
+
+# -- running ----------------------------------------------------------------------------------
+def _log(out: Path, job: Job) -> Path:
+    return out / "logs" / f"stage{job.stage}_{job.name}.log"
+
+
+def _fresh(job: Job) -> bool:
+    products = [p for p in job.products if p.is_file()]
+    if len(products) != len(job.products):
         return False
-    newest_input = max(p.stat().st_mtime for p in inputs)
-    return min(p.stat().st_mtime for p in products) >= newest_input
+    inputs = [p for p in job.inputs if p.is_file()]
+    return not inputs or min(p.stat().st_mtime for p in products) >= \
+        max(p.stat().st_mtime for p in inputs)
 
 
-def _pipeline(stage: int, inputs: list[Input]) -> str:
-    image, spec = STAGE_PIPELINES[stage]
-    science = [i for i in inputs if not i.background] or inputs
-    return image if all("IMAGE" in i.exp_type or not i.exp_type for i in science) else spec
+class _Run:
+    """Glue: the plans, their records, the scheduler's callbacks and the results."""
 
+    def __init__(self, plans: Sequence[EnvPlan], notify: Event) -> None:
+        self.plans = {p.env.name: p for p in plans}
+        self.notify = notify
+        self.records = {p.env.name: Record(p.out / FILENAME) for p in plans}
+        self.jobs: dict[str, tuple[EnvPlan, Job]] = {}
+        self.before: dict[str, str] = {}  # task id -> state when this run started
 
-def _level3_name(inputs: list[Input]) -> str:
-    from astropy.io import fits
+    def close(self) -> None:
+        for r in self.records.values():
+            r.close()
 
-    h = fits.getheader(inputs[0].path, 0)
-    parts = [f"jw{str(h.get('PROGRAM', '00000')).strip()}-jwenv",
-             str(h.get("INSTRUME", "")).strip().lower(),
-             "-".join(str(h.get(k, "")).strip().lower() for k in ("PUPIL", "FILTER")
-                      if h.get(k)) or "image"]
-    return "_".join(p for p in parts if p)
+    @staticmethod
+    def task_id(p: EnvPlan, job: Job) -> str:
+        return f"{p.env.name}:{job.id}"
 
+    def sync(self, *, force: bool, retry_failed: bool) -> None:
+        for name, p in self.plans.items():
+            rec = self.records[name]
+            counts = rec.sync([(j.id, name, j.stage, j.name,
+                                {**j.to_dict(), "log": str(_log(p.out, j))}, job_stamp(p, j))
+                               for j in p.jobs], retry_failed=retry_failed)
+            if counts["in_flight"]:
+                self.notify("note", f"{name}: {counts['in_flight']} job(s) were running when "
+                                    "the last run stopped: they run again")
+            rec.set_meta(env=name, jwst_version=p.env.manifest.jwst_version,
+                         grouping=p.grouping.to_dict() if p.grouping else None,
+                         stamp=p.stamp)
+            status = {r.id: r.state for r in rec.rows()}
+            for job in p.jobs:  # in plan order, so a job's needs come before it
+                if status[job.id] == "done" and (force or not _fresh(job) or any(
+                        status.get(n) != "done" for n in job.needs)):
+                    status[job.id] = "pending"
+                    rec.mark(job.id, "pending")
+            for row in rec.rows():
+                self.before[f"{name}:{row.id}"] = row.state
+            for job in p.jobs:
+                self.jobs[self.task_id(p, job)] = (p, job)
 
-@dataclass
-class _Job:
-    """One strun invocation of the chain, planned before anything runs."""
+    def tasks(self) -> list[Task]:
+        out = []
+        for tid, (p, job) in self.jobs.items():
+            prefix = f"{p.env.name}:"
+            out.append(Task(tid, job.memory, f"{p.env.name}/{job.pipeline}",
+                            [prefix + n for n in job.needs], [prefix + a for a in job.after]))
+        return out
 
-    stage: int
-    pipeline: str
-    name: str
-    target: Path  # the file strun is given: an exposure or an association
-    needs: list[Path]
-    products: list[Path]
-    asn: dict[str, Any] | None = None  # how make_asn.py writes `target`, if it is one
+    def states(self) -> dict[str, str]:
+        return {tid: ("pending" if s == "running" else s) for tid, s in self.before.items()}
 
+    def specs(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for tid, (p, job) in self.jobs.items():
+            out[tid] = {"id": tid, "lane": p.env.name, "pipeline": job.pipeline,
+                        "name": job.name, "target": str(job.target),
+                        "output_dir": str(p.out), "args": p.step_args.get(job.pipeline, []),
+                        "log": str(_log(p.out, job)), "cwd": str(p.out),
+                        "products": [str(x) for x in job.products]}
+        return out
 
-def plan_chain(inputs: list[Input], out: Path, stages: list[int]) -> list[_Job]:
-    """Every job of the chain, with the paths each stage will produce."""
-    jobs: list[_Job] = []
-    current = list(inputs)
-    # from the inputs given: later stages' products do not exist yet
-    level3 = _level3_name([i for i in inputs if not i.background] or inputs)
-    for stage in stages:
-        todo = [i for i in current if i.stage == stage]
-        later = [i for i in current if i.stage > stage]
-        if not todo:
-            continue
-        pipeline = _pipeline(stage, todo)
-        made: list[Input] = []
-        if stage == 1:
-            for item in todo:
-                rate = out / f"{item.base}_rate.fits"
-                jobs.append(_Job(1, pipeline, item.base, item.path, [item.path], [rate]))
-                made.append(Input(rate, 2, item.background, item.exp_type))
-        elif stage == 2:
-            backgrounds = [i.path for i in todo if i.background]
-            for item in (i for i in todo if not i.background):
-                # per-integration inputs give per-integration products
-                suffix = "calints" if item.path.stem.endswith("_rateints") else "cal"
-                cal = out / f"{item.base}_{suffix}.fits"
-                asn = out / "asn" / f"{item.base}_image2_asn.json"
-                jobs.append(_Job(2, pipeline, item.base, asn, [item.path, *backgrounds], [cal],
-                                 {"level": 2, "out": str(asn), "science": str(item.path),
-                                  "background": [str(b) for b in backgrounds]}))
-                made.append(Input(cal, 3, False, item.exp_type))
+    # -- scheduler callbacks ---------------------------------------------------------------
+    def started(self, task: Task, estimate: int) -> None:
+        p, job = self.jobs[task.id]
+        self.records[p.env.name].start(job.id, log=str(_log(p.out, job)))
+        self.notify("start", f"{p.env.name}: stage {job.stage} {job.name}")
+
+    def finished(self, task: Task, outcome: Outcome) -> None:
+        p, job = self.jobs[task.id]
+        made_by = {**job_stamp(p, job), "runner": outcome.runner} if outcome.ok else None
+        rec = self.records[p.env.name]
+        rec.finish(job.id, ok=outcome.ok, seconds=outcome.seconds, peak_rss=outcome.peak_rss,
+                   error=outcome.error, runner=outcome.runner, made_by=made_by)
+        if outcome.ok:
+            self.notify("done", f"{p.env.name}: stage {job.stage} {job.name} "
+                                f"({outcome.seconds:.0f} s)")
         else:
-            science = [i for i in todo if not i.background]
-            name = level3
-            asn = out / "asn" / f"{name}_image3_asn.json"
-            if pipeline == "Image3Pipeline":
-                products = [out / f"{name}_i2d.fits", out / f"{name}_cat.ecsv"]
-            else:  # spectra: the combined 1-D product (untested here: imaging only so far)
-                products = [out / f"{name}_x1d.fits"]
-            needs = [i.path for i in science]
-            jobs.append(_Job(3, pipeline, name, asn, needs, products,
-                             {"level": 3, "out": str(asn), "product_name": name,
-                              "files": [str(p) for p in needs]}))
-        current = made + later
-    return jobs
+            self.notify("fail", f"{p.env.name}: stage {job.stage} {job.name}: "
+                                f"{outcome.error}; log: {_log(p.out, job)}")
+
+    def skipped(self, task: Task, reason: str) -> None:
+        p, job = self.jobs[task.id]
+        why = reason.split(":", 1)[-1]
+        self.records[p.env.name].mark(job.id, "skipped", f"needs {why}")
+        self.notify("skip", f"{p.env.name}: stage {job.stage} {job.name} skipped: needs {why}")
+
+    def warn(self, message: str) -> None:
+        self.notify("warn", message)
+
+    def results(self) -> list[Result]:
+        out = []
+        for name, p in self.plans.items():
+            rows = {r.id: r for r in self.records[name].rows()}
+            res = Result(name, p.env.manifest.jwst_version, p.out,
+                         grouping=p.grouping.to_dict() if p.grouping else None,
+                         record=self.records[name].path)
+            for job in p.jobs:
+                row = rows[job.id]
+                tid = self.task_id(p, job)
+                res.runs.append(StageRun(
+                    job.stage, job.pipeline, job.name, job.inputs,
+                    [*job.products, *(x for x in job.optional if x.is_file())],
+                    _log(p.out, job), row.state,
+                    0 if row.state == "done" else 1 if row.state == "failed" else None,
+                    row.seconds or 0.0, self.before.get(tid) == "done" and row.state == "done",
+                    row.error, row.peak_rss, row.runner))
+            bad = [r for r in res.runs if r.state != "done"]
+            if bad:
+                first = next((r for r in bad if r.state == "failed"), bad[0])
+                res.error = (f"{len(bad)} of {len(res.runs)} jobs not done ("
+                             f"{sum(r.state == 'failed' for r in bad)} failed); first: stage "
+                             f"{first.stage} {first.name}: {first.error or first.state}")
+            out.append(res)
+        return out
+
+
+def run_plans(plans: Sequence[EnvPlan], *, jobs: int, memory: int, force: bool = False,
+              retry_failed: bool = False, warm: bool = True,
+              context: str | None = None, offline: bool | None = None,
+              cache: LocalCache | None = None, on_event: Event | None = None) -> list[Result]:
+    """Run every plan's jobs that are not done, `jobs` at a time within `memory` bytes."""
+    notify = on_event or (lambda _k, _d: None)
+    if len({p.env.name for p in plans}) != len(plans):
+        raise BadInput("the same environment is named twice")
+    smallest = min((j for p in plans for j in p.jobs), key=lambda j: j.memory, default=None)
+    if smallest is not None and smallest.memory > memory:
+        raise BadInput(f"--memory {human(memory)} is smaller than the smallest job "
+                       f"(stage {smallest.stage} {smallest.name}: about "
+                       f"{human(smallest.memory)})")
+    run = _Run(plans, notify)
+    executor = None
+    try:
+        run.sync(force=force, retry_failed=retry_failed)
+        for p in plans:
+            p.out.mkdir(parents=True, exist_ok=True)
+            _keep_grouping(p)
+            planning.write_associations(p.jobs)
+        threads = 1 if jobs > 1 else None
+        lanes = {p.env.name: Lane(p.env.name, p.env.manifest.jwst_version, p.env.python,
+                                  p.env.environ(context=context, offline=offline, cache=cache,
+                                                threads=threads),
+                                  p.out / "logs" / "workers.log", warm=warm)
+                 for p in plans}
+        executor = LocalExecutor(run.specs(), lanes, note=lambda m: notify("note", m))
+        todo = sum(s not in ("done",) for s in run.states().values())
+        notify("plan", f"{todo} of {len(run.jobs)} jobs to run, {jobs} at a time within "
+                       f"{human(memory)}")
+        scheduler = Scheduler(run.tasks(), run.states(), slots=jobs, budget=memory,
+                              executor=executor, callbacks=run)
+        t0 = time.monotonic()
+        scheduler.run()
+        timing = {"wall": round(time.monotonic() - t0, 3),
+                  "scheduling": round(scheduler.scheduling_seconds, 4)}
+        results = run.results()
+        for r in results:
+            r.timing = timing
+        return results
+    finally:
+        if executor is not None:
+            executor.close()
+        run.close()
 
 
 def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int],
               step_args: Sequence[str] = (), force: bool = False,
               context: str | None = None, offline: bool | None = None,
-              cache: LocalCache | None = None,
-              on_event: Event | None = None) -> Result:
-    """Run `stages` for `inputs` under `env`; products in out_root/<env name>/.
-
-    `context`/`offline` as for `Env.run`; `cache`: a hand-made local CRDS cache
-    (the offline program's) instead of the environment's CRDS settings.
-    """
-    notify = on_event or (lambda _k, _d: None)
-    steps = split_step_args(step_args)
-    out = out_root / env.name
-    logs = out / "logs"
-    result = Result(env.name, env.manifest.jwst_version, out)
-    names = pipeline_steps(env) if steps else {}
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = plan_chain(inputs, out, stages)
-    # Associations do not need their members to exist yet: one process, started now,
-    # writes them all while stage 1 runs (importing jwst.associations costs ~2 s).
-    specs = [j.asn for j in jobs if j.asn is not None]
-    asn_maker = _start_associations(env, out / "asn", specs) if specs else None
-    effective = env.crds_settings(context=context, offline=offline, cache=cache)
-    rerun = force
-    try:
-        for job in jobs:
-            run = StageRun(job.stage, job.pipeline, job.name, job.needs, job.products,
-                           logs / f"stage{job.stage}_{job.name}.log")
-            result.runs.append(run)
-            extra = [a for step, a in steps if step in names.get(job.pipeline, [])]
-            stamp = {"jwst": env.manifest.jwst_version, "context": effective.context,
-                     "offline": offline, "args": extra}
-            stamp_file = logs / f"stage{job.stage}_{job.name}.json"
-            if not rerun and _fresh(job.products, job.needs) and _stamp(stamp_file) == stamp:
-                run.up_to_date = True
-                notify("skip", f"{env.name}: stage {job.stage} {job.name}: up to date")
-                continue
-            rerun = True  # everything downstream of a re-run is stale too
-            if job.asn is not None and asn_maker is not None:
-                try:
-                    env.finish(asn_maker, "make the associations")
-                except JwenvError as exc:
-                    result.error = str(exc)
-                    notify("fail", f"{env.name}: {result.error}")
-                    return result
-                asn_maker = None
-            stamp_file.unlink(missing_ok=True)
-            cmd = ["strun", f"jwst.pipeline.{job.pipeline}", str(job.target),
-                   "--output_dir", str(out), *extra]
-            notify("start", f"{env.name}: stage {job.stage} {job.name}")
-            logs.mkdir(parents=True, exist_ok=True)
-            run.log.write_text("")
-            t0 = time.monotonic()
-            run.returncode = env.run(cmd, context=context, offline=offline, log=run.log,
-                                     cwd=out, cache=cache)
-            run.seconds = time.monotonic() - t0
-            if run.returncode != 0 or not all(p.is_file() for p in job.products):
-                result.error = (f"stage {job.stage} ({job.pipeline}) failed for {job.name}: "
-                                f"{_why(run)}")
-                notify("fail", f"{env.name}: {result.error}; log: {run.log}")
-                return result
-            write_json_atomic(stamp_file, stamp)  # what made these products
-            notify("done", f"{env.name}: stage {job.stage} {job.name} ({run.seconds:.0f} s)")
-    finally:
-        if asn_maker is not None:
-            asn_maker.stop()
-    return result
+              cache: LocalCache | None = None, jobs: int = 1, memory: int | None = None,
+              on_event: Event | None = None, **kwargs: Any) -> Result:
+    """One environment: plan and run (see `reprocess_across`)."""
+    return reprocess_across([env], inputs, out_root, stages=stages, step_args=step_args,
+                            force=force, context=context, offline=offline, cache=cache,
+                            jobs=jobs, memory=memory, on_event=on_event, **kwargs)[0]
 
 
-def _start_associations(env: Env, asn_dir: Path, specs: list[dict[str, Any]]) -> JsonScript:
-    asn_dir.mkdir(parents=True, exist_ok=True)
-    spec_file = asn_dir / "jwenv-asn-spec.json"
-    spec_file.write_text(json.dumps(specs, indent=1))
-    return env.script("make_asn", "batch", str(spec_file))
+def reprocess_across(envs: Sequence[Env], inputs: list[Input], out_root: Path, *,
+                     stages: list[int], step_args: Sequence[str] = (),
+                     asn_files: Sequence[Path] = (), force: bool = False,
+                     retry_failed: bool = False, context: str | None = None,
+                     offline: bool | None = None, cache: LocalCache | None = None,
+                     jobs: int = 1, memory: int | None = None, warm: bool = True,
+                     on_event: Event | None = None) -> list[Result]:
+    """The same inputs under several environments (each into out_root/<env>/), all jobs
+    in one schedule."""
+    from jwenv.schedule import available_memory
 
-
-def _why(run: StageRun) -> str:
-    if run.returncode == 0:
-        missing = [p.name for p in run.products if not p.is_file()]
-        return f"exited 0 but did not write {', '.join(missing)}"
-    return strun.error_line(run.log, run.returncode)
+    if len({e.name for e in envs}) != len(envs):
+        raise BadInput("the same environment is named twice")
+    plans = [make_plan(env, inputs, out_root, stages=stages, step_args=step_args,
+                       asn_files=asn_files, context=context, offline=offline, cache=cache,
+                       on_event=on_event) for env in envs]
+    return run_plans(plans, jobs=jobs, memory=memory or available_memory(), force=force,
+                     retry_failed=retry_failed, warm=warm, context=context, offline=offline,
+                     cache=cache, on_event=on_event)
 
 
 def product_summary(path: Path) -> str:
@@ -377,18 +424,9 @@ def product_summary(path: Path) -> str:
             finite = np.isfinite(sci)
             median = float(np.median(sci[finite])) if finite.any() else float("nan")
             shape = "×".join(str(n) for n in sci.shape)
+            filt = hdul[0].header.get("FILTER", "")
             return (f"SCI {shape}, median {median:.4g} {unit}".rstrip()
-                    + f", {100 * (1 - finite.mean()):.1f}% NaN")
+                    + f", {100 * (1 - finite.mean()):.1f}% NaN"
+                    + (f", {filt}" if filt else ""))
     except (OSError, KeyError, ValueError, TypeError) as exc:
         return f"unreadable ({type(exc).__name__})"
-
-
-def reprocess_across(envs: Sequence[Env], inputs: list[Input], out_root: Path, *,
-                     jobs: int = 1, **kwargs: Any) -> list[Result]:
-    """The same chain under several environments (each into out_root/<env>/)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len({e.name for e in envs}) != len(envs):
-        raise BadInput("the same environment is named twice")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda env: reprocess(env, inputs, out_root, **kwargs), envs))

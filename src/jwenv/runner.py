@@ -31,6 +31,9 @@ from jwenv.errors import BadInput, JwenvError
 # VIRTUAL_ENV is set again for a run; installers get none of them.
 ISOLATION_UNSET = ("PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX", "__PYVENV_LAUNCHER__",
                    "VIRTUAL_ENV")
+# What numerical libraries read for their thread count.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -54,6 +57,11 @@ _PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def die_with_parent_preexec():
+    """A Popen preexec_fn that ties the child's life to this process (Linux), or None."""
+    return _die_with_parent if _PRCTL is not None else None
 
 
 def _terminal_delivers_sigint() -> bool:
@@ -86,20 +94,24 @@ def isolated(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def run_environ(env_dir: Path, variables: Mapping[str, str],
-                base: Mapping[str, str] | None = None) -> dict[str, str]:
+                base: Mapping[str, str] | None = None,
+                threads: int | None = None) -> dict[str, str]:
     """A run's environment: `base` isolated, the env's bin/ first on PATH, VIRTUAL_ENV,
-    and `variables` (the CRDS settings and the like) on top."""
+    and `variables` (the CRDS settings and the like) on top. With `threads`, numpy's
+    BLAS and OpenMP get that many threads: parallel jobs each get one, not all cores."""
     base = os.environ if base is None else base
     env = isolated(base)
     env["VIRTUAL_ENV"] = str(env_dir)
     env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{base.get('PATH', os.defpath)}"
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARS, str(threads)))
     env.update(variables)
     return env
 
 
 def _start(argv: list[str], environ: Mapping[str, str], cwd: Path | None,
            log: Path | None) -> subprocess.Popen:
-    preexec = _die_with_parent if _PRCTL is not None else None
+    preexec = die_with_parent_preexec()
     try:
         if log is None:
             return subprocess.Popen(argv, env=dict(environ), cwd=cwd, preexec_fn=preexec)
@@ -113,12 +125,24 @@ def _start(argv: list[str], environ: Mapping[str, str], cwd: Path | None,
         raise CommandFailed(f"cannot run {argv[0]}: {exc.strerror}", 127) from None
 
 
+def _wait(proc: subprocess.Popen, usage: dict[str, int] | None) -> int:
+    """proc.wait(), through wait4 when the child's resource usage is wanted."""
+    if usage is None or not hasattr(os, "wait4"):
+        return proc.wait()
+    _pid, status, rusage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss is in KiB on Linux
+    usage["peak_rss"] = rusage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return proc.returncode
+
+
 def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
-        log: Path | None = None) -> int:
+        log: Path | None = None, usage: dict[str, int] | None = None) -> int:
     """Run `cmd` to completion and return its exit status (128+N if killed by signal N).
 
     With `log`, stdout and stderr go to that file instead of the terminal (stdin is
     closed): that is how several versions run side by side without mixing output.
+    With `usage`, the child's peak RSS in bytes is stored as usage["peak_rss"].
     """
     require_command(cmd)
     argv = [which_in(cmd[0], environ), *cmd[1:]]
@@ -150,7 +174,7 @@ def run(cmd: Sequence[str], environ: Mapping[str, str], cwd: Path | None = None,
                 proc.send_signal(signum)
         while True:
             try:
-                rc = proc.wait()
+                rc = _wait(proc, usage)
                 break
             except KeyboardInterrupt:  # pragma: no cover - handled by `forward`
                 continue
