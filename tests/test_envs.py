@@ -68,8 +68,8 @@ def test_a_local_crds_cache_replaces_the_crds_settings(installed, tmp_path, monk
 def test_a_failing_in_env_script_is_one_line(installed, tmp_path):
     # the fake jwst has no jwst.associations: make_asn fails inside the environment
     with pytest.raises(JwenvError) as err:
-        Env.get(installed).run_script("make_asn", "level2", "--out", str(tmp_path / "a.json"),
-                                      "--science", "x_rate.fits", what="make the associations")
+        Env.get(installed).run_script("make_asn", "generate", "--out", str(tmp_path / "asn"),
+                                      "x_uncal.fits", what="make the associations")
     assert str(err.value) == ("jwst 9.9.9 could not make the associations: "
                               "ModuleNotFoundError: No module named 'jwst.associations'")
 

@@ -7,7 +7,7 @@ import inside a function is caught too. The rules, each a test below:
   Typer or rich, or prints;
 - foundations import only foundations; the core imports nothing of the CLI;
 - the installer never imports envs (Env is built on the installer, not the reverse);
-- compare imports nothing of jwenv; in-environment scripts import nothing of jwenv;
+- compare, schedule and record import nothing of jwenv; nor do in-environment scripts;
 - `jwenv run`'s modules load neither Typer nor the installer (start-up cost).
 """
 
@@ -24,7 +24,8 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "jwenv"
 
 CLI = {"jwenv.cli", "jwenv.fastrun", "jwenv.report", "jwenv.__main__"}
 FOUNDATIONS = {"jwenv.errors", "jwenv.store", "jwenv.crds", "jwenv.runner", "jwenv.loglines",
-               "jwenv.strun", "jwenv.backends", "jwenv.interpreters", "jwenv.scripts"}
+               "jwenv.strun", "jwenv.backends", "jwenv.interpreters", "jwenv.scripts",
+               "jwenv.record", "jwenv.schedule"}
 ENTRY = {"jwenv.fastrun", "jwenv.__main__"}
 
 
@@ -140,8 +141,10 @@ def test_the_installer_never_imports_envs():
     assert "jwenv.envs" not in GRAPH["jwenv.installer"]
 
 
-def test_compare_imports_nothing_of_jwenv():
-    assert [n for n, _ in _imports(MODULES["jwenv.compare"]) if n.startswith("jwenv")] == []
+@pytest.mark.parametrize("module", ["jwenv.compare", "jwenv.schedule", "jwenv.record"])
+def test_self_contained_modules_import_nothing_of_jwenv(module):
+    # compare: reused by anything that has products; schedule and record: by any executor
+    assert [n for n, _ in _imports(MODULES[module]) if n.startswith("jwenv")] == []
 
 
 def test_in_environment_scripts_import_nothing_of_jwenv():

@@ -191,49 +191,157 @@ def _cli_env(real_home, program) -> dict[str, str]:
                 CRDS_IGNORE_MAPPING_CHECKSUM="1")
 
 
-def _catalog_matches_truth(catalog: Path, truth: Path, tol_arcsec: float) -> None:
-    m = offline.match_truth(catalog, truth, tol_arcsec)
-    assert m["recovered"] == m["injected"] == 40, m
+@pytest.fixture(scope="module")
+def whole(real_env, tmp_path_factory):
+    """A whole program: 2 observations (2 targets) x 2 filters x 2 dithers, a background
+    per filter; made by the older release, readable by both."""
+    envs = [real_env("1.20.2").env, real_env("3.0.0").env]
+    return offline.prepare(envs, tmp_path_factory.mktemp("whole"), whole=offline.Whole())
+
+
+def _generator_level3(real_home, pool: Path, version: str, tmp: Path) -> set[str]:
+    """The level-3 products the release's own asn_generate makes from a pool."""
+    tmp.mkdir()
+    proc = jwenv("run", "--offline", version, "--", "asn_generate", str(pool),
+                 "--all-candidates", "-p", str(tmp), cwd=tmp,
+                 env=dict(os.environ, JWENV_HOME=str(real_home)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = set()
+    for path in tmp.glob("*_asn.json"):
+        asn = json.loads(path.read_text())
+        if asn["asn_type"].endswith("3"):
+            names |= {p["name"] for p in asn["products"]}
+    return names
 
 
 @pytest.mark.integration
-def test_full_chain_under_two_releases_and_compare(real_env, real_home, program, tmp_path):
-    real_env("3.0.0")
+def test_whole_program_under_two_releases_by_their_own_rules(real_env, real_home, whole,
+                                                              tmp_path):
+    """The release's association rules, the archive's names, one filter per product, every
+    catalog against its observation's truth, every level compared; then a re-run that has
+    nothing to do."""
     out = tmp_path / "runs"
     proc = jwenv("compare", "1.20.2", "3.0.0", "--reprocess", "-j", "2", "-o", str(out),
-                 "--offline", "--crds-context", program.context, "--json", "--",
-                 *[str(p) for p in program.uncal], env=_cli_env(real_home, program))
+                 "--offline", "--crds-context", whole.context, "--json", "--",
+                 *[str(p) for p in whole.uncal], env=_cli_env(real_home, whole))
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     report = json.loads(proc.stdout)
+    truths = whole.truths()
     for result in report["runs"]:
         assert result["ok"], result["error"]
+        assert result["grouping"]["source"] == "release rules"
         d = Path(result["output_dir"])
-        rates = sorted(d.glob("*_rate.fits"))
-        cals = sorted(d.glob("*_cal.fits"))
-        (i2d,) = d.glob("*-jwenv_*_i2d.fits")
-        (cat,) = d.glob("*_cat.ecsv")
-        assert len(rates) == 3 and len(cals) == 2  # the background has no cal product
-        with fits.open(rates[0]) as h:
-            assert h[0].header["S_JUMP"] == "COMPLETE" and h[0].header["S_RAMP"] == "COMPLETE"
-        with fits.open(cals[0]) as h:
+        assert {r["runner"] for r in result["runs"]} == {"warm"}
+        assert [sum(r["stage"] == s for r in result["runs"]) for s in (1, 2, 3)] == [10, 10, 6]
+        # the products and names are what the release's own generator makes from the pool
+        (pool,) = (d / "asn").glob("jw01234_*_pool.csv")
+        made = {p.name.removesuffix("_i2d.fits") for p in d.glob("jw01234-o*_i2d.fits")}
+        assert made == _generator_level3(real_home, pool, result["env"],
+                                         tmp_path / f"gen-{result['env']}")
+        assert made == {f"jw01234-o{o}_t{o}_nircam_clear-{f}-sub400p"
+                        for o in ("001", "002", "003") for f in ("f150w", "f200w")}
+        for name in sorted(made):
+            i2d = d / f"{name}_i2d.fits"
+            with fits.open(i2d) as h:
+                assert h[0].header["CAL_VER"] == result["jwst_version"]
+                assert h[0].header["FILTER"].lower() in name
+                # every input of the mosaic has the product's filter (the header table)
+                assert {str(f).strip().lower() for f in h["HDRTAB"].data["FILTER"]} == {
+                    h[0].header["FILTER"].lower()}
+                obs = name.split("-o", 1)[1][:3]
+                if obs in truths:  # science fields; o003 is the star-free background
+                    for key in ("S_TWKREG", "S_SKYMAT", "S_OUTLIR", "S_RESAMP"):
+                        assert h[0].header[key] == "COMPLETE", (name, key)
+            if obs in truths:
+                m = offline.match_truth(d / f"{name}_cat.ecsv", truths[obs], 0.05)
+                assert m["recovered"] == m["injected"], (name, m)
+        with fits.open(next(d.glob("jw01234001*_cal.fits"))) as h:
             for key in ("S_WCS", "S_FLAT", "S_PHOTOM", "S_BKDSUB"):
                 assert h[0].header[key] == "COMPLETE", key
-        with fits.open(i2d) as h:
-            for key in ("S_TWKREG", "S_SKYMAT", "S_OUTLIR", "S_RESAMP"):
-                assert h[0].header[key] == "COMPLETE", key
-            assert h[0].header["CAL_VER"] == result["jwst_version"]
-        _catalog_matches_truth(cat, Path(program.report["truth"]), 0.05)
-        assert (d / "logs").is_dir() and len(list((d / "logs").glob("stage*.log"))) == 6
+        assert len(list((d / "logs").glob("stage*.log"))) == 26
     (comparison,) = report["comparisons"]
     names = {f["name"] for f in comparison["files"]}
     for level in ("_rate.fits", "_cal.fits", "_i2d.fits", "_cat.ecsv"):
         assert any(n.endswith(level) for n in names), level
-    # a re-run finds everything up to date
-    again = jwenv("reprocess", "1.20.2", *[str(p) for p in program.uncal], "-o", str(out),
-                  "--offline", "--crds-context", program.context, "--json",
-                  env=_cli_env(real_home, program))
+    again = jwenv("reprocess", "3.0.0", *[str(p) for p in whole.uncal], "-o", str(out),
+                  "--offline", "--crds-context", whole.context, "--json",
+                  env=_cli_env(real_home, whole))
     assert again.returncode == 0, again.stderr[-2000:]
     assert all(r["up_to_date"] for r in json.loads(again.stdout)["results"][0]["runs"])
+
+
+@pytest.mark.integration
+def test_warm_workers_make_what_strun_makes(real_env, real_home, whole, tmp_path):
+    """Detector1 and Image2 on warm workers and with one strun each: `jwenv diff` finds
+    nothing (DATE-like keywords and the ASDF history aside, as jwst's regression tests)."""
+    real_env("3.0.0")
+    science = next(p for p in whole.uncal if "jw01234001" in str(p))
+    backgrounds = [Path(p) for p in whole.report["background"]]
+    inputs = [str(science), *map(str, backgrounds)]
+    for mode in ("warm", "strun"):
+        proc = jwenv("reprocess", "3.0.0", *inputs, "--stages", "1,2", "-o",
+                     str(tmp_path / mode), "--offline", "--crds-context", whole.context,
+                     "--json", *(["--strun"] if mode == "strun" else []),
+                     env=_cli_env(real_home, whole))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs = json.loads(proc.stdout)["results"][0]["runs"]
+        assert {r["runner"] for r in runs} == {mode}
+    diff = jwenv("diff", str(tmp_path / "warm" / "3.0.0"), str(tmp_path / "strun" / "3.0.0"),
+                 "--json")
+    assert diff.returncode == 0, diff.stdout[-3000:]
+    compared = {f["name"] for f in json.loads(diff.stdout)["comparisons"][0]["files"]}
+    stem = science.name.removesuffix("_uncal.fits")
+    assert {f"{stem}_rate.fits", f"{stem}_cal.fits"} <= compared
+
+
+@pytest.mark.integration
+def test_kill_9_and_a_broken_exposure_then_resume(real_env, real_home, whole, tmp_path):
+    """One exposure CRDS cannot serve fails alone (its products skipped, with the reason);
+    a kill -9 mid-run, then a resume that redoes only the jobs in flight."""
+    real_env("3.0.0")
+    first = next(Path(p) for p in whole.uncal if "jw01234001" in str(p))
+    bad = tmp_path / "in" / first.name.replace("nrcb1", "nrca1")
+    bad.parent.mkdir()
+    bad.write_bytes(first.read_bytes())
+    fits.setval(bad, "DETECTOR", value="NRCA1")  # the local context serves NRCB1 only
+    inputs = [*map(str, whole.uncal), str(bad)]
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "jwenv", "reprocess", "3.0.0", *inputs, "-o", str(out),
+           "-j", "2", "--offline", "--crds-context", whole.context]
+    proc = subprocess.Popen(cmd, env=_cli_env(real_home, whole), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    record = out / "3.0.0" / "jwenv-record.sqlite"
+    deadline = time.monotonic() + 600
+    while True:
+        assert time.monotonic() < deadline and proc.poll() is None
+        if record.is_file():
+            with Record(record) as rec:
+                counts = rec.counts()
+            if counts["done"] >= 4 and counts["running"] >= 1:
+                break
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    with Record(record) as rec:
+        before = {r.id: r.state for r in rec.rows()}
+    in_flight = {k for k, v in before.items() if v == "running"}
+    resumed = jwenv(*cmd[3:], "--json", env=_cli_env(real_home, whole))
+    assert resumed.returncode == 1  # the broken exposure
+    assert f"{len(in_flight)} job(s) were running when the last run stopped" in resumed.stderr
+    runs = {f"{r['stage']}/{r['name']}": r for r in json.loads(resumed.stdout)["results"][0]
+            ["runs"]}
+    base = bad.name.removesuffix("_uncal.fits")
+    assert runs[f"1/{base}"]["state"] == "failed"
+    assert "Error determining best reference" in runs[f"1/{base}"]["error"]
+    assert runs[f"2/{base}"]["state"] == "skipped"
+    # the bad exposure's product (all detectors of o001 in its filter) waits for it
+    (skipped3,) = [k for k, r in runs.items() if r["stage"] == 3 and r["state"] == "skipped"]
+    assert skipped3.startswith("3/jw01234-o001_t001_nircam_clear-")
+    done = {k for k, r in runs.items() if r["state"] == "done"}
+    assert len(done) == len(runs) - 3
+    for key in done:
+        expected = 2 if key in in_flight else 1
+        assert runs[key]["attempts"] == expected, (key, before.get(key), runs[key])
 
 
 @pytest.mark.integration
@@ -252,7 +360,9 @@ def test_restart_from_rate_products(real_env, real_home, program, tmp_path):
                  "--json", env=_cli_env(real_home, program))
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = json.loads(proc.stdout)["results"][0]["runs"]
-    assert [r["stage"] for r in runs] == [2, 2]  # the background joins as a member only
+    assert [r["stage"] for r in runs] == [2, 2, 2]  # the background has its own product
+    science = [r for r in runs if "jw01234001" in r["name"]]
+    assert [len(r["inputs"]) for r in science] == [2, 2]  # ... and is each one's background
     assert sorted(p.name for p in stage1.iterdir()) == sorted(
         [*(p.name for p in rates), *(p.name for p in stage1.glob("*_rateints.fits")),
          *(p.name for p in stage1.glob("*_trapsfilled.fits"))])  # inputs untouched
@@ -270,7 +380,8 @@ def test_missing_reference_is_crds_own_message(real_env, real_home, program, tmp
                  env=_cli_env(real_home, program))
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("jwenv: error: stage 1 (Detector1Pipeline) failed")
+    assert last.startswith("jwenv: error: 1 of 1 jobs not done (1 failed); first: stage 1 "
+                           "jw01234001001_01101_00001_nrca1: ")
     assert "Error determining best reference for '" in last and "NRCA1" in last
     assert not list((out_dir / "1.20.2").glob("*.fits"))  # nothing that looks complete
 

@@ -67,6 +67,8 @@ class StageRun:
     error: str | None = None
     peak_rss: int | None = None
     runner: str | None = None
+    attempts: int = 0
+    made_by: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "pipeline": self.pipeline, "name": self.name,
@@ -74,7 +76,8 @@ class StageRun:
                 "products": [str(p) for p in self.products], "log": str(self.log),
                 "state": self.state, "returncode": self.returncode,
                 "seconds": round(self.seconds, 2), "up_to_date": self.up_to_date,
-                "error": self.error, "peak_rss": self.peak_rss, "runner": self.runner}
+                "error": self.error, "peak_rss": self.peak_rss, "runner": self.runner,
+                "attempts": self.attempts, "made_by": self.made_by}
 
 
 @dataclass
@@ -318,7 +321,7 @@ class _Run:
                     _log(p.out, job), row.state,
                     0 if row.state == "done" else 1 if row.state == "failed" else None,
                     row.seconds or 0.0, self.before.get(tid) == "done" and row.state == "done",
-                    row.error, row.peak_rss, row.runner))
+                    row.error, row.peak_rss, row.runner, row.attempts, row.made_by))
             bad = [r for r in res.runs if r.state != "done"]
             if bad:
                 first = next((r for r in bad if r.state == "failed"), bad[0])

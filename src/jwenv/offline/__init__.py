@@ -37,19 +37,42 @@ class Program:
 
     @property
     def truth(self) -> Path:
+        """The truth table of the three-exposure program (one observation)."""
         return Path(self.report["truth"])
+
+    def truths(self) -> dict[str, Path]:
+        """Observation number ("001") -> its truth table (every mode that has one)."""
+        if "observations" in self.report:
+            return {o["observation"]: Path(o["truth"]) for o in self.report["observations"]}
+        return {"001": self.truth} if "truth" in self.report else {}
+
+
+@dataclass(frozen=True)
+class Whole:
+    """The shape of a whole program: observations × filters × dithers."""
+
+    observations: int = 2
+    filters: tuple[str, ...] = ("F150W", "F200W")
+    dithers: int = 2
+
+    def args(self) -> list[str]:
+        return ["--observations", str(self.observations), "--filters",
+                ",".join(self.filters), "--dithers", str(self.dithers)]
 
 
 def generate(env: Env, out: Path, *, program: bool = False, size: int | None = None,
-             seed: int | None = None) -> Program:
+             seed: int | None = None, whole: Whole | None = None) -> Program:
     """Run the generator with the environment's own Python.
 
-    `program=True` makes the three-exposure program for the stage 1→3 chain;
-    otherwise one small exposure for Detector1.
+    `program=True` makes the three-exposure program for the stage 1→3 chain; `whole` a
+    program of several observations and filters; otherwise one small exposure for
+    Detector1.
     """
     out.mkdir(parents=True, exist_ok=True)
     args = ["--out", str(out)]
-    if program:
+    if whole is not None:
+        args += whole.args()
+    elif program:
         args.append("--program")
     if size is not None:
         args += ["--size", str(size)]
@@ -61,13 +84,13 @@ def generate(env: Env, out: Path, *, program: bool = False, size: int | None = N
 
 
 def prepare(envs: list[Env], out: Path, *, program: bool = False,
-            size: int | None = None) -> Program:
+            size: int | None = None, whole: Whole | None = None) -> Program:
     """Inputs every env can read: made by the oldest, mappings topped up by the others.
 
     Files written by an older datamodels load in newer releases, not always the reverse.
     """
     ordered = sorted(envs, key=lambda e: Version(e.manifest.jwst_version))
-    made = generate(ordered[0], out, program=program, size=size)
+    made = generate(ordered[0], out, program=program, size=size, whole=whole)
     for env in ordered[1:]:
         env.run_script("make_program", "--out", str(out), "--extend",
                        what="extend the local CRDS mappings")

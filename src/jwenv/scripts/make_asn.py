@@ -4,9 +4,6 @@ Run by a managed environment's python (never imported by jwenv); Python 3.6+.
 
     python make_asn.py generate --out DIR FILE...   # a pool from the headers, then the
                                                     # release's own rules (asn_generate)
-    python make_asn.py level2 --out ASN --science SCI [--background BG ...]
-    python make_asn.py level3 --out ASN --product-name NAME CAL [CAL ...]
-    python make_asn.py batch SPEC.json   # several asn_from_list at once: one jwst import
     python make_asn.py steps          # {"Detector1Pipeline": [step names], ...}
 
 Prints one JSON object on its last stdout line.
@@ -118,7 +115,13 @@ def pool_rows(files):
 
 def write_pool(rows, out):
     program = "{:0>5}".format(rows[0].get("program", "00000"))
-    stamp = datetime.datetime.utcnow().strftime("%Y%m%dt%H%M%S")
+    # Named after the newest exposure's start, not the clock: the name is recorded in every
+    # product (ASNPOOL), and the same inputs must give the same products.
+    starts = sorted(re.sub(r"[^0-9]", "", r.get("date-obs", "") + r.get("time-obs", ""))[:14]
+                    for r in rows)
+    stamp = starts[-1] if starts and len(starts[-1]) == 14 else \
+        datetime.datetime.utcnow().strftime("%Y%m%d%H%M%S")
+    stamp = stamp[:8] + "t" + stamp[8:]
     path = os.path.join(out, "jw{}_{}_pool.csv".format(program, stamp))
     cols = sorted({k for r in rows for k in r})
     first = ["filename", "program", "obs_num", "visit", "act_id", "exposure", "exp_type",
@@ -166,48 +169,6 @@ def generate(args):
     return {"pool": pool, "associations": sorted(associations, key=lambda a: a["file"])}
 
 
-def _dump(asn, out):
-    _name, text = asn.dump(format="json")
-    with open(out, "w") as fh:
-        fh.write(text)
-    return {"asn": out}
-
-
-def level2(args):
-    from jwst.associations import asn_from_list
-    from jwst.associations.lib.rules_level2_base import DMSLevel2bBase
-
-    asn = asn_from_list.asn_from_list([os.path.abspath(args.science)], rule=DMSLevel2bBase)
-    members = asn["products"][0]["members"]
-    for bg in args.background or []:
-        # A background exposure is a member of each science product, not a product itself.
-        members.append({"expname": os.path.abspath(bg), "exptype": "background"})
-    return _dump(asn, args.out)
-
-
-def level3(args):
-    from jwst.associations import asn_from_list
-    from jwst.associations.lib.rules_level3_base import DMS_Level3_Base
-
-    asn = asn_from_list.asn_from_list([os.path.abspath(f) for f in args.files],
-                                      rule=DMS_Level3_Base, product_name=args.product_name)
-    return _dump(asn, args.out)
-
-
-def batch(args):
-    """SPEC: [{"level": 2, "out", "science", "background": [...]},
-              {"level": 3, "out", "product_name", "files": [...]}, ...]"""
-    with open(args.spec) as fh:
-        specs = json.load(fh)
-    written = []
-    for spec in specs:
-        ns = argparse.Namespace(out=spec["out"], science=spec.get("science"),
-                                background=spec.get("background"),
-                                product_name=spec.get("product_name"), files=spec.get("files"))
-        written.append((level2 if spec["level"] == 2 else level3)(ns)["asn"])
-    return {"asn": written}
-
-
 def steps(_args):
     import jwst.pipeline as pipelines
 
@@ -223,23 +184,12 @@ def steps(_args):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd")
-    p2 = sub.add_parser("level2")
-    p2.add_argument("--out", required=True)
-    p2.add_argument("--science", required=True)
-    p2.add_argument("--background", action="append")
-    p3 = sub.add_parser("level3")
-    p3.add_argument("--out", required=True)
-    p3.add_argument("--product-name", required=True)
-    p3.add_argument("files", nargs="+")
-    pb = sub.add_parser("batch")
-    pb.add_argument("spec")
     sub.add_parser("steps")
     pg = sub.add_parser("generate")
     pg.add_argument("--out", required=True)
     pg.add_argument("files", nargs="+")
     args = parser.parse_args()
-    result = {"level2": level2, "level3": level3, "batch": batch, "steps": steps,
-              "generate": generate}[args.cmd](args)
+    result = {"steps": steps, "generate": generate}[args.cmd](args)
     print(json.dumps(result))
     return 0
 

@@ -8,6 +8,7 @@ only what every jwst environment has: jwst, stdatamodels (or jwst.datamodels), c
 numpy, astropy.
 
     <env>/bin/python make_program.py --out DIR [--size 64] [--seed 0] [--program]
+        [--observations 2] [--filters F150W,F200W] [--dithers 2]
 
 writes ``DIR/crds`` (server_config, a hand-made ``jwst_9000.pmap`` → NIRCam ``.imap`` →
 ``.rmap`` chain, synthetic ``references/jwst/nircam/*.fits``) and ``DIR/data/*_uncal.fits``,
@@ -18,10 +19,18 @@ offline too (``Env.run_script``), so CRDS never looks for a server.
 
 With ``--program`` it writes instead a full NIRCam imaging program for Detector1 → Image2 →
 Image3: two dithered 400×400 star-field exposures (the second with a pointing error in its
-header), one star-free background exposure, ``truth.ecsv`` (RA/Dec of every injected star),
-image2/image3 association files, and the stage-2/3 references (distortion, filteroffset,
-flat, photom, area, apcorr, abvegaoffset). The JSON then also lists ``stages``: the strun
-calls to make, in order, from ``workdir`` (association members are relative names).
+header), one star-free background exposure in its own observation, ``truth.ecsv`` (RA/Dec
+of every injected star) and the stage-2/3 references (distortion, filteroffset, flat,
+photom, area, apcorr, abvegaoffset). No association files: the release's own rules group
+the exposures (``jwenv reprocess``).
+
+With ``--observations N``, ``--filters F1,F2`` and/or ``--dithers N`` (each implies
+``--program``) it writes a *whole program* instead: N observations of different targets,
+each in every filter with N dithers (DMS file names and the header keywords association
+rules read), one star-free background exposure per filter, ``truth_o<obs>.ecsv`` per
+observation, and references whose rmaps select every filter (the flat is one file per
+filter). No association files: the release's own rules make them from the headers. The
+JSON lists ``observations`` (target, truth, exposures) and ``background``.
 
 Step-parameter references (``pars-*``) are mapped to ``'N/A'`` in the imap, so runs work
 with or without ``--disable-crds-steppars``; the code defaults of the release apply.
@@ -167,6 +176,17 @@ class Scene:
         self.dead = dead
         self.flat = np.ones((size, size), np.float32)  # pixel response; structured in --program
         self.refpix_flags = "REFERENCE_PIXEL|DO_NOT_USE"
+        # Filters the references must serve (whole program: several), the current one, and
+        # per-filter pixel response (when empty, `flat` serves every filter).
+        self.filters = [INSTRUMENT["filter"]]
+        self.filter = INSTRUMENT["filter"]
+        self.flats: dict[str, np.ndarray] = {}
+
+    def use_filter(self, name: str) -> None:
+        """Make `name` the current filter: its flat goes into the data and the references."""
+        self.filter = name
+        if name in self.flats:
+            self.flat = self.flats[name]
 
     def use_reference_pixels(self) -> None:
         """Flag the reference pixels REFERENCE_PIXEL only, so the refpix step uses them.
@@ -220,7 +240,7 @@ def _exposure_meta(model: Any, scene: Scene, *, obs: dict[str, Any]) -> None:
     mjd0 = (start - _dt.datetime(1858, 11, 17)).total_seconds() / 86400.0
     _set(meta, telescope="JWST", filename=obs["filename"], origin="STScI",
          data_processing_software_version="synthetic", model_type=type(model).__name__)
-    _set(meta.instrument, **INSTRUMENT)
+    _set(meta.instrument, **dict(INSTRUMENT, filter=obs.get("filter", INSTRUMENT["filter"])))
     _set(meta.observation, date=start.strftime("%Y-%m-%d"),
          time=start.strftime("%H:%M:%S.%f")[:12], program_number=obs["program"],
          observation_number=obs["observation"], visit_number=obs["visit"],
@@ -242,8 +262,9 @@ def _exposure_meta(model: Any, scene: Scene, *, obs: dict[str, Any]) -> None:
     _set(meta.subarray, name=scene.subarray, xstart=1, ystart=1, xsize=size, ysize=size,
          fastaxis=-1, slowaxis=2)
     _set(meta.visit, tsovisit=False, type="PRIME_TARGETED_FIXED", engineering_quality="OK")
-    _set(meta.target, catalog_name="SYNTHETIC-FIELD", proposer_name="synthetic field",
-         ra=obs["ra"], dec=obs["dec"], type="FIXED")
+    _set(meta.target, catalog_name=obs.get("targname", "SYNTHETIC-FIELD"),
+         proposer_name=obs.get("targprop", "synthetic field"), ra=obs["ra"], dec=obs["dec"],
+         type="FIXED")
     _set(meta.dither, primary_type="NONE", position_number=obs["dither"], total_points=1)
 
 
@@ -293,7 +314,7 @@ def _ref_meta(model: Any, scene: Scene, reftype: str, description: str) -> None:
     _set(meta, reftype=reftype.upper(), description=description, telescope="JWST",
          author="jwenv make_program.py (synthetic)", pedigree="DUMMY",
          useafter=USEAFTER)
-    _set(meta.instrument, **{k: v for k, v in INSTRUMENT.items()})
+    _set(meta.instrument, **dict(INSTRUMENT, filter=scene.filter))
     # Not every reference schema has every node: set what the model accepts.
     for node, values in (("exposure", {"type": "NRC_IMAGE", "readpatt": "ANY", "nframes": 1,
                                        "groupgap": 0}),
@@ -392,6 +413,9 @@ DETECTOR1_REFS: dict[str, tuple[Callable[[Scene], Any], str]] = {
 
 # ----------------------------------------------------------------------------- CRDS cache
 
+FILTER_PARKEY = "META.INSTRUMENT.FILTER"
+PER_FILTER_TYPES = {"flat"}  # one file per filter; other types serve every filter from one
+
 def _mapping_text(header: dict[str, Any], selector: str) -> str:
     """Mapping file text with a correct sha1sum (computed as crds does: skip that line)."""
     def render(hdr: dict[str, Any]) -> str:
@@ -415,12 +439,22 @@ def _match_value(params: dict[str, Any], key: str) -> str:
     return str(value).upper()
 
 
-def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any], params: dict[str, Any],
-               filename: str) -> str:
-    """One rmap: the installed crds's parkeys for `kind`, one Match row, one UseAfter date."""
+def _parkeys(spec: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(match keys, date keys) of a crds type spec."""
     parkey = [tuple(p) for p in spec.get("parkey", ((),))]
     match_keys = parkey[0] if parkey else ()
     date_keys = parkey[1] if len(parkey) > 1 and parkey[1] else DATE_PARKEYS
+    return match_keys, date_keys
+
+
+def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any],
+               files: list[tuple[dict[str, Any], str]]) -> str:
+    """One rmap: the installed crds's parkeys for `kind`, one UseAfter date, and one Match
+    row per distinct selection among the exposures' CRDS parameters.
+
+    `files` pairs each exposure's parameters with the reference file that serves it
+    (several exposures share a row when they differ only in keys this type ignores)."""
+    match_keys, date_keys = _parkeys(spec)
     name = f"jwst_nircam_{kind}_{CONTEXT_SERIAL}.rmap"
     header = {
         "classes": ("Match", "UseAfter"),
@@ -437,21 +471,36 @@ def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any], params: dict[str, 
         "text_descr": spec.get("text_descr", kind),
     }
     date = USEAFTER.replace("T", " ")
-    use_after = f"UseAfter({{\n        {date!r} : {filename!r},\n    }})"
-    if match_keys:
+
+    def use_after(filename: str) -> str:
+        return f"UseAfter({{\n        {date!r} : {filename!r},\n    }})"
+
+    rows: dict[tuple[str, ...], str] = {}
+    for params, filename in files:
         row = tuple(_match_value(params, key) for key in match_keys)
-        selector = f"Match({{\n    {row!r} : {use_after},\n}})"
+        if rows.setdefault(row, filename) != filename:
+            raise ValueError(f"{kind}: {row} would select both {rows[row]} and {filename}")
+    if match_keys:
+        selector = "Match({\n" + "".join(f"    {row!r} : {use_after(rows[row])},\n"
+                                          for row in sorted(rows)) + "})"
     else:  # types selected by date only (e.g. abvegaoffset)
+        if len(set(rows.values())) != 1:
+            raise ValueError(f"{kind} is selected by date only: one file, not {rows}")
         header.update(classes=("UseAfter",), parkey=(tuple(date_keys),))
-        selector = use_after.replace("\n    ", "\n")
+        selector = use_after(next(iter(rows.values()))).replace("\n    ", "\n")
     (mapdir / name).write_text(_mapping_text(header, selector))
     return name
 
 
-def write_crds_cache(crds_path: Path, scene: Scene, params: dict[str, Any],
+def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]],
                      builders: dict[str, tuple[Callable[[Scene], Any], str]],
                      extra_kinds: set[str]) -> list[str]:
-    """References, rmaps, imap, pmap and server_config; returns the generated reftypes."""
+    """References, rmaps, imap, pmap and server_config; returns the generated reftypes.
+
+    `params`: the CRDS parameters of every exposure the cache must serve; each rmap gets a
+    Match row for each distinct selection among them (e.g. one per filter). Types in
+    PER_FILTER_TYPES whose rmap selects on the filter get one file per filter of the
+    scene (serials 9000, 9001, ... in the scene's filter order)."""
     refdir = crds_path / "references" / "jwst" / "nircam"
     mapdir = crds_path / "mappings" / "jwst"
     cfgdir = crds_path / "config" / "jwst"
@@ -463,11 +512,17 @@ def write_crds_cache(crds_path: Path, scene: Scene, params: dict[str, Any],
         spec = specs.get(kind, {"parkey": (("META.INSTRUMENT.DETECTOR",), DATE_PARKEYS)})
         ext = ASDF_TYPES.get(kind, spec.get("file_ext", ".fits"))
         spec = dict(spec, file_ext=ext)
-        filename = f"jwst_nircam_{kind}_{CONTEXT_SERIAL}{ext}"
-        model = build(scene)
-        _ref_meta(model, scene, kind, description)
-        _quiet_save(model, refdir / filename)
-        selections[kind] = write_rmap(mapdir, kind, spec, params, filename)
+        per_filter = kind in PER_FILTER_TYPES and FILTER_PARKEY in _parkeys(spec)[0]
+        files: list[tuple[dict[str, Any], str]] = []
+        for i, filt in enumerate(scene.filters if per_filter else scene.filters[:1]):
+            scene.use_filter(filt)
+            filename = f"jwst_nircam_{kind}_{int(CONTEXT_SERIAL) + i}{ext}"
+            model = build(scene)
+            _ref_meta(model, scene, kind, description)
+            _quiet_save(model, refdir / filename)
+            files += [(p, filename) for p in params
+                      if not per_filter or _match_value(p, FILTER_PARKEY) == filt.upper()]
+        selections[kind] = write_rmap(mapdir, kind, spec, files)
     for kind in sorted((set(specs) | extra_kinds) - set(selections)):
         selections[kind] = "N/A"
     imap = f"jwst_nircam_{CONTEXT_SERIAL}.imap"
@@ -507,7 +562,15 @@ def write_crds_cache(crds_path: Path, scene: Scene, params: dict[str, Any],
 
 PIXEL_SCALE = 0.0311  # arcsec/pixel, NIRCam short wave
 APERTURE = {"v2_ref": 120.6714, "v3_ref": -527.3877, "v3yangle": -0.5, "vparity": -1}
-PHOTMJSR = 0.25       # MJy/sr per DN/s
+PHOTMJSR = 0.25       # MJy/sr per DN/s (F200W)
+PHOTMJSR_BY_FILTER = {"F200W": PHOTMJSR, "F150W": 0.3}  # round numbers, one per filter
+ABVEGA = {"F150W": 1.2, "F200W": 1.6}  # AB - Vega (mag), roughly NIRCam's
+
+
+def photmjsr(name: str) -> float:
+    """The photometric conversion of a filter (others: a round number by wavelength)."""
+    return PHOTMJSR_BY_FILTER.get(name, round(0.2 + int(name[1:4]) / 1000.0, 3))
+
 PIXAR_SR = (PIXEL_SCALE / 206264.80624709636) ** 2
 VA_SCALE = 1.00002    # differential velocity aberration: a realistic, tiny plate scale change
 
@@ -600,8 +663,8 @@ def ref_distortion(s: Scene) -> Any:
 
 def ref_filteroffset(s: Scene) -> Any:
     model = dm.FilteroffsetModel()
-    model.filters = [{"filter": INSTRUMENT["filter"], "pupil": INSTRUMENT["pupil"],
-                      "column_offset": 0.0, "row_offset": 0.0}]
+    model.filters = [{"filter": f, "pupil": INSTRUMENT["pupil"], "column_offset": 0.0,
+                      "row_offset": 0.0} for f in s.filters]
     return model
 
 
@@ -611,8 +674,8 @@ def ref_flat(s: Scene) -> Any:
 
 
 def ref_photom(s: Scene) -> Any:
-    table = np.array([(INSTRUMENT["filter"], INSTRUMENT["pupil"], PHOTMJSR, 0.005),
-                      ("F150W", "CLEAR", 0.3, 0.005)],
+    filters = list(dict.fromkeys([*s.filters, *PHOTMJSR_BY_FILTER]))
+    table = np.array([(f, INSTRUMENT["pupil"], photmjsr(f), 0.005) for f in filters],
                      dtype=[("filter", "S12"), ("pupil", "S12"), ("photmjsr", "f4"),
                             ("uncertainty", "f4")])
     model = dm.NrcImgPhotomModel(phot_table=table)
@@ -633,7 +696,7 @@ def ref_apcorr(s: Scene) -> Any:
     rows = []
     for ee in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85):
         radius = PSF_SIGMA * np.sqrt(-2 * np.log(1 - ee))
-        rows.append((INSTRUMENT["filter"], INSTRUMENT["pupil"], ee, radius, 1 / ee, 8.0, 12.0))
+        rows += [(f, INSTRUMENT["pupil"], ee, radius, 1 / ee, 8.0, 12.0) for f in s.filters]
     table = np.array(rows, dtype=[("filter", "S12"), ("pupil", "S15"), ("eefraction", "f4"),
                                   ("radius", "f4"), ("apcorr", "f4"), ("skyin", "f4"),
                                   ("skyout", "f4")])
@@ -643,8 +706,8 @@ def ref_apcorr(s: Scene) -> Any:
 def ref_abvegaoffset(s: Scene) -> Any:
     from astropy.table import Table
 
-    table = Table({"filter": [INSTRUMENT["filter"]], "pupil": [INSTRUMENT["pupil"]],
-                   "abvega_offset": [1.6]})
+    table = Table({"filter": list(s.filters), "pupil": [INSTRUMENT["pupil"]] * len(s.filters),
+                   "abvega_offset": [ABVEGA.get(f, 1.6) for f in s.filters]})
     model = dm.ABVegaOffsetModel()
     model.abvega_offset = table  # assigned, not passed: the constructor would wrap it in a node
     return model
@@ -662,16 +725,6 @@ CHAIN_REFS: dict[str, tuple[Callable[[Scene], Any], str]] = {
 }
 CHAIN_PIPELINES = ["jwst.pipeline.Detector1Pipeline", "jwst.pipeline.Image2Pipeline",
                    "jwst.pipeline.Image3Pipeline"]
-
-
-def _write_asn(path: Path, asn_type: str, products: list[dict[str, Any]]) -> Path:
-    asn = {"asn_type": asn_type, "asn_rule": f"candidate_{asn_type.capitalize()}",
-           "asn_id": "o001", "asn_pool": "synthetic_pool", "program": "01234",
-           "code_version": "synthetic", "version_id": None, "target": "1",
-           "degraded_status": "No known degraded exposures in association.",
-           "constraints": "synthetic", "products": products}
-    path.write_text(json.dumps(asn, indent=2) + "\n")
-    return path
 
 
 def make_full_program(out: Path, seed: int, size: int = 400) -> dict[str, Any]:
@@ -747,40 +800,191 @@ def make_full_program(out: Path, seed: int, size: int = 400) -> dict[str, Any]:
     params = crds_params(exposures[0])
     wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
     extra = {t for types in wanted.values() for t in types} | pars
-    reftypes = write_crds_cache(out / "crds", scene, params, CHAIN_REFS, extra)
+    reftypes = write_crds_cache(out / "crds", scene, [params], CHAIN_REFS, extra)
 
-    stem = [p.name.replace("_uncal.fits", "") for p in exposures]
-    image2 = _write_asn(data_dir / "jw01234-o001_20230501t120000_image2_00001_asn.json",
-                        "image2", [{"name": stem[i], "members": [
-                            {"expname": f"{stem[i]}_rate.fits", "exptype": "science"},
-                            {"expname": f"{stem[2]}_rate.fits", "exptype": "background"}]}
-                            for i in (0, 1)])
-    product = "jw01234-o001_t001_nircam_clear-f200w"
-    image3 = _write_asn(data_dir / "jw01234-o001_20230501t120000_image3_00001_asn.json",
-                        "image3", [{"name": product, "members": [
-                            {"expname": f"{stem[i]}_cal.fits", "exptype": "science"}
-                            for i in (0, 1)]}])
-    stages = [["jwst.pipeline.Detector1Pipeline", p.name] for p in exposures]
-    stages += [["jwst.pipeline.Image2Pipeline", image2.name],
-               ["jwst.pipeline.Image3Pipeline", image3.name]]
+    # No association files: jwenv groups the exposures with the release's own rules.
     return {"context": CONTEXT, "crds_path": str(out / "crds"),
             "uncal": [str(p) for p in exposures], "reference_types": reftypes,
-            "truth": str(truth_path), "asn": {"image2": str(image2), "image3": str(image3)},
-            "stages": stages, "workdir": str(data_dir),
-            "catalog": f"{product}_cat.ecsv", "size": size, "seed": seed}
+            "truth": str(truth_path),
+            "size": size, "seed": seed}
+
+
+# ----------------------------------------------------------------------------- whole program
+
+# NIRCam short-wave filters (what NRCB1 sees behind CLEAR); the pupil stays CLEAR.
+SW_FILTERS = ("F070W", "F090W", "F115W", "F140M", "F150W", "F150W2", "F162M", "F164N",
+              "F182M", "F187N", "F200W", "F210M", "F212N")
+FIELDS = [  # one target per observation: (TARGPROP, RA, Dec), well-known deep fields
+    ("GOODS-S", 53.16, -27.78), ("COSMOS", 150.12, 2.21), ("GOODS-N", 189.23, 62.24),
+    ("UDS", 34.41, -5.20), ("EGS", 214.83, 52.82), ("ABELL2744", 3.58, -30.40)]
+DITHERS = [(0.0, 0.0), (24.0, 17.0), (-17.0, 24.0), (17.0, -24.0), (-24.0, -17.0),
+           (30.0, 6.0), (-6.0, 30.0), (6.0, -30.0)]  # pixels for a 400x400 subarray
+# Only 400x400 (SUB400P): tweakreg's defaults need >= 15 matched sources at least 1"
+# (32 px) apart in each pair of exposures, which a 160x160 subarray cannot hold (measured:
+# 10 matches at 160, so its pointing error stays and the catalog misses the truth).
+WHOLE_SIZES = (400,)
+WHOLE_SIZE = 400
+STAR_SEPARATION = 36.0  # px (1.1"): more than tweakreg's `separation` (1"), so every star
+                        # is usable for alignment and a clean, unblended catalog match
+POINTING_ERROR = (0.12, -0.09)  # arcsec (dRA cos dec, dDec), in one exposure's header
+
+
+def _place_stars(rng: Any, n: int, size: int, margin: float = 12.0,
+                 min_sep: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """`n` positions at least `min_sep` pixels apart (no blends: every star is a clean
+    catalog match), `margin` pixels inside the frame."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for _ in range(200000):
+        if len(xs) == n:
+            break
+        x, y = rng.uniform(margin, size - margin, 2)
+        if all((x - u) ** 2 + (y - v) ** 2 > min_sep**2 for u, v in zip(xs, ys)):  # noqa: B905
+            xs.append(float(x))
+            ys.append(float(y))
+    else:
+        raise ValueError(f"cannot place {n} stars {min_sep} px apart in {size}x{size}")
+    return np.array(xs), np.array(ys)
+
+
+def _write_exposure(scene: Scene, path: Path, obs: dict[str, Any],
+                    pointing: tuple[float, float], roll: float,
+                    sources: list[tuple[float, float, float]], sky: float,
+                    total_points: int, background: bool = False) -> Path:
+    """One exposure of the whole program, in the scene's current filter."""
+    model_cls = getattr(dm, "Level1bModel", None) or dm.RampModel
+    model = model_cls(data=scene.ramp(scene.rate(sky, sources)))
+    _exposure_meta(model, scene, obs=obs)
+    _set_pointing(model, scene, pointing[0], pointing[1], roll)
+    _set(model.meta.dither, primary_type="FULLBOX" if total_points > 1 else "NONE",
+         position_number=obs["dither"], total_points=total_points)
+    with contextlib.suppress(Exception):
+        model.meta.observation.bkgdtarg = background
+    _quiet_save(model, path)
+    return path
+
+
+def make_whole_program(out: Path, seed: int, size: int, n_obs: int, filters: list[str],
+                       n_dithers: int) -> dict[str, Any]:
+    """Several observations of different targets, each in every filter with `n_dithers`
+    dithers, plus one background exposure per filter; references for every filter.
+
+    No association is written: the release's own rules make them from the headers."""
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    scene = Scene(size, seed)
+    rng = scene.rng
+    scene.filters = list(filters)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for k, name in enumerate(filters):  # a different pixel response per filter
+        flat = (1 + 0.03 * np.sin(2 * np.pi * xx + k) * np.cos(np.pi * yy)
+                + rng.normal(0, 0.005, (size, size))).astype(np.float32)
+        flat[scene.refpix] = 1.0
+        scene.flats[name] = flat
+    sky = {name: 2.0 + k for k, name in enumerate(filters)}  # DN/s
+    scale = size / 400.0
+    offsets = [(dx * scale, dy * scale) for dx, dy in DITHERS[:n_dithers]]
+    n_stars = 40
+    ref = (size - 1) / 2.0
+    program, visit = "01234", "001"
+    start = _dt.datetime(2023, 5, 1, 12, 0, 0)
+    step = _dt.timedelta(minutes=3)
+    uncal: list[Path] = []
+    observations: list[dict[str, Any]] = []
+
+    from astropy.table import Table
+
+    for i in range(n_obs):
+        obs_num = f"{i + 1:03d}"
+        targprop, ra0, dec0 = FIELDS[i]
+        target = {"targprop": targprop, "targname": f"SYNTH-{targprop}"}
+        roll = (240.0 + 35.0 * i) % 360.0
+        t_ref = sky_transform(scene, ra0, dec0, roll)
+        # in dither 1's frame: it sees every star, so tweakreg takes it as the reference
+        x, y = _place_stars(rng, n_stars, size, min_sep=STAR_SEPARATION)
+        ra, dec = t_ref(x, y)
+        base = 10 ** rng.uniform(np.log10(2000), np.log10(40000), n_stars)  # DN/s, total
+        flux = {name: base * rng.uniform(0.6, 1.0, n_stars) for name in filters}
+        # One exposure per observation has a pointing error in its header (tweakreg fixes
+        # it): the last dither, in a different filter for each observation.
+        error_at = (filters[i % len(filters)], n_dithers) if n_dithers > 1 else None
+        exposures: dict[str, list[str]] = {}
+        error_file = None
+        for k, name in enumerate(filters):
+            scene.use_filter(name)
+            activity = f"{k + 1:02d}"  # one activity per filter, exposures 1..n_dithers
+            for d, (dx, dy) in enumerate(offsets, 1):
+                ra_d, dec_d = (float(v) for v in t_ref(ref + dx, ref + dy))
+                xd, yd = sky_transform(scene, ra_d, dec_d, roll).inverse(ra, dec)
+                ra_h, dec_h = ra_d, dec_d
+                if error_at == (name, d):
+                    ra_h += POINTING_ERROR[0] / 3600.0 / np.cos(np.deg2rad(dec_d))
+                    dec_h += POINTING_ERROR[1] / 3600.0
+                obs = _obs(program, obs_num, visit, d, d, start + len(uncal) * step, ra0, dec0,
+                           activity=activity, filter=name, **target)
+                path = _write_exposure(scene, data_dir / obs["filename"], obs, (ra_h, dec_h),
+                                       roll, list(zip(xd, yd, flux[name])),  # noqa: B905
+                                       sky[name], n_dithers)
+                uncal.append(path)
+                exposures.setdefault(name, []).append(str(path))
+                if error_at == (name, d):
+                    error_file = str(path)
+        columns = {"id": np.arange(1, n_stars + 1), "ra": ra, "dec": dec, "x_dither1": x,
+                   "y_dither1": y}
+        columns.update({f"flux_dn_s_{name.lower()}": flux[name] for name in filters})
+        truth = Table(columns)
+        truth.meta.update({"frame": "icrs", "observation": obs_num, **target,
+                           "psf_sigma_pix": PSF_SIGMA, "sky_dn_s": sky,
+                           "pointing_error_arcsec": list(POINTING_ERROR),
+                           "pointing_error_file": Path(error_file).name if error_file else None})
+        truth_path = out / f"truth_o{obs_num}.ecsv"
+        truth.write(truth_path, format="ascii.ecsv", overwrite=True)
+        observations.append({
+            "observation": obs_num,
+            "target": {**target, "ra": ra0, "dec": dec0, "roll": roll},
+            "truth": str(truth_path), "stars": n_stars,
+            "exposures": [p for name in filters for p in exposures[name]],
+            "by_filter": exposures, "pointing_error_file": error_file})
+
+    # The background: its own observation and target (BKGDTARG=T), one star-free exposure
+    # per filter (level-2 rules take background members of the same filter only).
+    background: list[str] = []
+    bkg_obs = f"{n_obs + 1:03d}"
+    ra_b, dec_b = FIELDS[0][1] + 0.2, FIELDS[0][2] + 0.2
+    for k, name in enumerate(filters):
+        scene.use_filter(name)
+        obs = _obs(program, bkg_obs, visit, 1, 1, start + len(uncal) * step, ra_b, dec_b,
+                   activity=f"{k + 1:02d}", filter=name, targprop="BACKGROUND",
+                   targname="SYNTH-BACKGROUND")
+        path = _write_exposure(scene, data_dir / obs["filename"], obs, (ra_b, dec_b), 240.0,
+                               [], sky[name], 1, background=True)
+        uncal.append(path)
+        background.append(str(path))
+
+    params = [crds_params(p) for p in uncal]
+    wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
+    extra = {t for types in wanted.values() for t in types} | pars
+    reftypes = write_crds_cache(out / "crds", scene, params, CHAIN_REFS, extra)
+    return {"context": CONTEXT, "crds_path": str(out / "crds"), "program": program,
+            "uncal": [str(p) for p in uncal], "background": background,
+            "observations": observations, "filters": list(filters), "dithers": n_dithers,
+            "reference_types": reftypes, "size": size, "subarray": scene.subarray,
+            "seed": seed}
 
 
 # ----------------------------------------------------------------------------- main
 
 def _obs(program: str, observation: str, visit: str, exposure: int, dither: int,
-         start: _dt.datetime, ra: float, dec: float) -> dict[str, Any]:
-    activity = "01"
+         start: _dt.datetime, ra: float, dec: float, activity: str = "01",
+         **extra: Any) -> dict[str, Any]:
+    """One exposure's identity: DMS file name (visit group 01, parallel sequence 1) and the
+    header values that name it. `extra`: filter, targprop, targname (see _exposure_meta)."""
     visit_id = f"{program}{observation}{visit}"
     name = f"jw{program}{observation}{visit}_{'01'}{'1'}{activity}_{exposure:05d}_nrcb1_uncal.fits"
     return {"program": program, "observation": observation, "visit": visit,
             "exposure": str(exposure), "activity": activity, "dither": dither,
-            "obs_id": f"V{visit_id}P0000000001101", "visit_id": visit_id,
-            "start": start, "ra": ra, "dec": dec, "filename": name}
+            "obs_id": f"V{visit_id}P00000000{'01'}{'1'}{activity}", "visit_id": visit_id,
+            "start": start, "ra": ra, "dec": dec, "filename": name, **extra}
 
 
 def crds_params(path: Path) -> dict[str, Any]:
@@ -812,7 +1016,7 @@ def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
     params = crds_params(uncal)
     wanted, pars = pipeline_reftypes(["jwst.pipeline.Detector1Pipeline"])
     extra = {t for types in wanted.values() for t in types} | pars
-    reftypes = write_crds_cache(out / "crds", scene, params, DETECTOR1_REFS, extra)
+    reftypes = write_crds_cache(out / "crds", scene, [params], DETECTOR1_REFS, extra)
     # Every step that runs by default for NIRCam imaging gets its references; steps whose
     # types are N/A here (emicorr, rscd, reset: MIRI) either are not run or skip themselves.
     return {"context": CONTEXT, "crds_path": str(out / "crds"), "uncal": [str(uncal)],
@@ -846,28 +1050,61 @@ def extend_mappings(out: Path) -> dict[str, Any]:
     return {"context": CONTEXT, "crds_path": str(out / "crds"), "added_na_types": added}
 
 
+def _filter_list(text: str) -> list[str]:
+    names = [f.strip().upper() for f in text.split(",") if f.strip()]
+    bad = [f for f in names if f not in SW_FILTERS]
+    if bad or not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"distinct NIRCam short-wave filters, comma-separated ({', '.join(SW_FILTERS)})")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--size", type=int, default=64, choices=sorted(SUBARRAYS),
-                        help="subarray size in pixels (a real NIRCam subarray)")
+    parser.add_argument("--size", type=int, default=None, choices=sorted(SUBARRAYS),
+                        help="subarray size in pixels (a real NIRCam subarray): default 64; "
+                             "--program is always 400 (SUB400P)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (deterministic)")
     parser.add_argument("--program", action="store_true",
                         help="full Detector1 -> Image2 -> Image3 program (400x400, 3 exposures)")
+    whole = parser.add_argument_group(
+        "whole program", "any of these makes --program a whole program: several observations "
+        "of different targets, each in every filter with N dithers, one background exposure "
+        "per filter, one truth table per observation, no association files")
+    whole.add_argument("--observations", type=int, metavar="N",
+                       help=f"observations, each of its own target (1-{len(FIELDS)}; default 2)")
+    whole.add_argument("--filters", type=_filter_list, metavar="F1,F2",
+                       help="NIRCam short-wave filters (default F150W,F200W)")
+    whole.add_argument("--dithers", type=int, metavar="N",
+                       help=f"dithers per observation and filter (1-{len(DITHERS)}; default 2)")
     parser.add_argument("--extend", action="store_true",
                         help="only add N/A mappings for reference types this release knows "
                              "to a cache made earlier (by an older release) in --out")
     args = parser.parse_args(argv)
     out = args.out.resolve()
+    is_whole = any(v is not None for v in (args.observations, args.filters, args.dithers))
     if args.extend:
         result = extend_mappings(out)
+    elif is_whole:
+        n_obs = 2 if args.observations is None else args.observations
+        n_dithers = 2 if args.dithers is None else args.dithers
+        size = WHOLE_SIZE if args.size is None else args.size
+        if not 1 <= n_obs <= len(FIELDS):
+            parser.error(f"--observations: 1 to {len(FIELDS)}")
+        if not 1 <= n_dithers <= len(DITHERS):
+            parser.error(f"--dithers: 1 to {len(DITHERS)}")
+        if size not in WHOLE_SIZES:
+            parser.error(f"--size: a whole program is {WHOLE_SIZE}x{WHOLE_SIZE} (tweakreg "
+                         "needs 15 stars 1\" apart in every exposure)")
+        result = make_whole_program(out, args.seed, size, n_obs,
+                                    args.filters or ["F150W", "F200W"], n_dithers)
     elif args.program:
         result = make_full_program(out, args.seed)
     else:
-        result = make_detector1(out, args.size, args.seed)
+        result = make_detector1(out, 64 if args.size is None else args.size, args.seed)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
