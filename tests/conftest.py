@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fakejwst import build_source_tree, build_wheel
-from helpers import BASE_PYTHON, SHARED, RealEnv, jwenv
+from helpers import BASE_PYTHON, SHARED, Archive, RealEnv, archive_env, jwenv
 
 ISOLATED_VARS = ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_CONTEXT", "JWENV_OFFLINE",
                  "JWENV_JWST_GIT")
@@ -108,3 +108,22 @@ def real_env(real_home, jwst_mirror):
         return cache[version]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def archive(real_env, real_home, tmp_path_factory):
+    """Archive-like products: the three-exposure program through stages 1-3 under 3.0.0
+    and jwst_9000.pmap, with one step parameter set (jump.rejection_threshold=5); its
+    cache also holds jwst_9001.pmap, whose only change is the (F200W) flat."""
+    from jwenv import offline
+
+    env = real_env("3.0.0")
+    root = tmp_path_factory.mktemp("archive")
+    program = offline.prepare([env.env], root / "program", program=True,
+                              second_context="F200W")
+    out = root / "runs"
+    proc = jwenv("reprocess", "3.0.0", *map(str, program.uncal), "-o", str(out), "--offline",
+                 "--crds-context", program.context, "--steps.jump.rejection_threshold=5",
+                 env=archive_env(real_home, program))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Archive(program, out / "3.0.0")

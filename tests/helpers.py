@@ -17,6 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -99,6 +100,20 @@ def one_line_error(out, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+@dataclass
+class Archive:
+    """Products made under one release and context (the `archive` fixture)."""
+
+    program: Any  # jwenv.offline.Program: the inputs and the CRDS cache
+    products: Path  # the directory of products
+
+
+def archive_env(real_home: Path, program: Any) -> dict[str, str]:
+    """A CLI's environment for runs against a program's local CRDS cache."""
+    return dict(os.environ, JWENV_HOME=str(real_home), CRDS_PATH=str(program.crds_path),
+                CRDS_IGNORE_MAPPING_CHECKSUM="1")
 
 
 class RealEnv:

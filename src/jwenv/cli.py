@@ -68,8 +68,11 @@ def _main(
 @app.command()
 def install(
     version: Annotated[str | None, typer.Argument(
-        help="1.20.2, latest, ~=1.12.0, git+URL@ref, a source directory or a wheel "
-             "(omit with --lock)")] = None,
+        help="1.20.2, latest, ~=1.12.0, git+URL@ref, a source directory, a wheel, or "
+             "@PRODUCT (the release and context that made a product; omit with --lock)")
+    ] = None,
+    like: Annotated[Path | None, typer.Option(
+        help="The release and CRDS context that made this product (same as @FILE)")] = None,
     python: Annotated[str | None, typer.Option(help="Python version (3.11) or path")] = None,
     crds_context: Annotated[str | None, typer.Option(
         help="CRDS context to pin (default: the one STScI paired with the release)")] = None,
@@ -89,11 +92,18 @@ def install(
     from jwenv.errors import BadInput
     from jwenv.installer import InstallOptions
 
+    if like is not None:
+        if version is not None:
+            raise BadInput("give a VERSION or --like FILE, not both")
+        version = f"@{like}"
     if (version is None) == (lock is None):
         raise BadInput("give a VERSION or --lock FILE (one of them)")
     options = InstallOptions(python=python, crds_context=crds_context, name=name, force=force,
                              backend=backend, deps=deps, check=check, lock=lock)
-    env = install_with_progress(version or f"lock:{lock}", options)
+    if version is not None and version.startswith("@"):
+        env = _like(version, install=True, options=options)
+    else:
+        env = install_with_progress(version or f"lock:{lock}", options)
     if as_json:
         _json_out(env.manifest.to_dict())
         return
@@ -127,12 +137,39 @@ def install_with_progress(spec: str, options: InstallOptions) -> Env:
 
 
 # -- run / shell / env ---------------------------------------------------------
+def _like(spec: str, *, install: bool, options: InstallOptions | None = None) -> Env:
+    """`@PRODUCT`: the environment of the release and context that made it (reused when
+    one is installed, whatever its name; else built when `install`)."""
+    from jwenv import like, releases
+    from jwenv.errors import EnvNotFound
+    from jwenv.installer import InstallOptions
+    from jwenv.store import Store
+
+    path = Path(spec[1:])
+    maker = like.maker_of(path, lambda: releases.load_index(Store().index_dir))
+    options = options or InstallOptions()
+    found = None if options.force else like.find(maker)
+    if found is not None:
+        _console(stderr=True).print(f"jwenv: {path.name} was made by jwst {maker.version} with "
+                                    f"{maker.context}: environment {found.name}")
+        return found
+    if not install:
+        raise EnvNotFound(f"no environment of jwst {maker.version} with {maker.context} (what "
+                          f"made {path.name}); install it with `jwenv install --like {path}`")
+    options.name = options.name or maker.name
+    options.crds_context = options.crds_context or maker.context
+    return install_with_progress(maker.request, options)
+
+
 def _get_or_install(name: str, do_install: bool) -> Env:
-    """The installed env `name`; with `do_install`, build it first if it is missing."""
+    """The installed env `name`; with `do_install`, build it first if it is missing.
+    `@PRODUCT` names the environment of what made that product."""
     from jwenv.envs import Env
     from jwenv.errors import EnvNotFound
     from jwenv.installer import InstallOptions
 
+    if name.startswith("@"):
+        return _like(name, install=do_install)
     try:
         return Env.get(name)
     except EnvNotFound:
@@ -827,6 +864,198 @@ def _compare_chains(names: list[str], args: list[str], out_root: Path, *, jobs: 
     if not as_json:
         _finish_reprocess(results, False)
     _show_comparisons(comparisons, html, as_json, runs=results)
+    raise typer.Exit(code)
+
+
+# -- starting from archive products ---------------------------------------------------
+def _product_files(paths: list[Path]) -> list[Path]:
+    """Files as given; directories give their FITS products (recursively), sorted."""
+    from jwenv.errors import BadInput
+
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for pattern in ("*.fits", "*.fits.gz") for p in path.rglob(pattern))
+            if not found:
+                raise BadInput(f"{path} holds no FITS products")
+            out += found
+        else:
+            out.append(path)
+    if not out:
+        raise BadInput("no products given")
+    return out
+
+
+@app.command()
+def provenance(
+    files: Annotated[list[Path], typer.Argument(help="Products, or directories of them")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What made each product: release, commit, CRDS context, references, steps, step
+    parameters (from jwst 1.18's processing log), level-3 inputs. Same provenance, one group."""
+    from rich.markup import escape
+
+    from jwenv import provenance as pv
+
+    found = [pv.read(p) for p in _product_files(files)]
+    groups = pv.group(found)
+    differences = pv.parameter_differences(groups)
+    if as_json:
+        _json_out({"products": [p.to_dict() for p in found],
+                   "groups": [g.to_dict() for g in groups],
+                   "parameter_differences": differences})
+        return
+    console = _console()
+    for i, g in enumerate(groups, 1):
+        what = (f"jwst {g.release} ({g.commit}), CRDS {g.crds_version} {g.crds_context}"
+                if g.kind == "calibrated" else f"raw, SDP {g.sdp_version}")
+        console.print(f"[bold]{i}. {len(g.files)} product(s)[/]: {escape(what)}")
+        names = [Path(f).name for f in g.files]
+        console.print(f"   files: {', '.join(names[:4])}"
+                      + (f" … (+{len(names) - 4})" if len(names) > 4 else ""), markup=False)
+        statuses = {}
+        for key, status in g.steps.items():
+            statuses.setdefault(status, []).append(key.removeprefix("S_"))
+        for status, keys in sorted(statuses.items()):
+            console.print(f"   {status.lower()}: {', '.join(keys)}", markup=False)
+        if g.references:
+            refs = ", ".join(f"{t} {v[0].removeprefix('crds://')}" if len(v) == 1
+                             else f"{t} ({len(v)} files)" for t, v in g.references.items())
+            console.print(f"   references: {refs}", markup=False)
+        for pipeline, pars in (g.parameters or {}).items():
+            if pars is None:
+                console.print(f"   {pipeline}: parameters not recorded", markup=False)
+        if g.pars_files:
+            used = {k: v for files_ in g.pars_files.values() for k, v in files_.items()}
+            console.print(f"   parameter references: "
+                          f"{', '.join(f'{k} {v}' for k, v in used.items()) or 'none'}",
+                          markup=False)
+        if g.log_note:
+            console.print(f"   note: {g.log_note}", markup=False)
+        if g.inputs_disagree:
+            console.print(f"   [yellow]inputs disagree on version or context[/] in "
+                          f"{len(g.inputs_disagree)} product(s)")
+    for key, values in differences.items():
+        console.print(f"parameter {key}: " + " | ".join(
+            f"group {i}: {v}" for i, v in enumerate(values, 1) if v is not None), markup=False)
+
+
+@app.command()
+def refs(
+    files: Annotated[list[Path], typer.Argument(help="Products, or directories of them")],
+    context: Annotated[str, typer.Option("--context", help="The new context, e.g. "
+                                                           "jwst_1464.pmap")],
+    against: Annotated[str | None, typer.Option(
+        help="The old context (default: each product's own CRDS_CTX)")] = None,
+    env_name: Annotated[str | None, typer.Option(
+        "--env", help="Whose crds selects (default: the release that made the first "
+                      "product, else the newest installed)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Which reference files would change for these products under another CRDS context
+    (the release's own crds, offline against the local CRDS cache; nothing is run)."""
+    from rich.table import Table
+
+    from jwenv import refs as refs_mod
+
+    products = _product_files(files)
+    refs_mod.check_inputs(products, new=context, old=against)
+    env = _refs_env(env_name, products[0])
+    report = refs_mod.changes(env, products, new=context, old=against)
+    if as_json:
+        _json_out(report.to_dict())
+        return
+    console = _console()
+    table = Table("product", "type", "old", "new")
+    for prod in report.products:
+        if prod.error:
+            table.add_row(prod.path.name, "-", "[red]error[/]", prod.error)
+        for t in prod.changed:
+            r = prod.refs[t]
+            table.add_row(prod.path.name, t, r.old, r.new)
+    if table.row_count:
+        console.print(table)
+    console.print(report.summary())
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _refs_env(name: str | None, first: Path) -> Env:
+    from packaging.version import Version
+
+    from jwenv.envs import Env
+    from jwenv.errors import EnvNotFound, JwenvError
+
+    if name:
+        return _get_or_install(name, False)
+    try:
+        return _like(f"@{first}", install=False)
+    except JwenvError:
+        pass
+    envs = Env.all()
+    if not envs:
+        raise EnvNotFound("no environment to run crds in: install one (jwenv install latest)")
+    return max(envs, key=lambda e: Version(e.manifest.jwst_version))
+
+
+@app.command(context_settings=PASSTHROUGH,
+             options_metavar="[OPTIONS] PRODUCT... --inputs INPUT... [--steps.S.P=V ...]")
+def reproduce(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where the rerun "
+                      "writes (DIR/<env>/; default ./jwenv-runs/<time>)")] = None,
+    crds_context: Annotated[str | None, typer.Option(
+        help="Rerun under this context instead of the product's")] = None,
+    jobs: JobsOpt = None, memory: MemoryOpt = None,
+    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+    do_install: Annotated[bool, typer.Option("--install/--no-install", help="Install the "
+                          "release that made a product if it is missing")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rerun what made archive products from their inputs (--inputs INPUT...: uncal, rate
+    or cal exposures, or associations) under the release and CRDS context that made them,
+    and say whether each comes out the same (exit 0 reproduced, 1 differs, 2 error)."""
+    from rich.markup import escape
+
+    from jwenv import fanout, releases
+    from jwenv import reproduce as rep
+    from jwenv.errors import BadInput
+    from jwenv.store import Store
+
+    args = list(ctx.args)
+    split = args.index("--inputs") if "--inputs" in args else len(args)
+    products, step_args = _split_inputs(args[:split])
+    inputs, more = _split_inputs(args[split + 1:])
+    step_args += more
+    if not products or not inputs:
+        raise BadInput("usage: jwenv reproduce PRODUCT... --inputs INPUT... (the products "
+                       "to rerun, then what they were made from)")
+    slots, budget = _budget(jobs, memory)
+    out_root = (output or fanout.default_output_root()).absolute()
+    show = _ChainDisplay(as_json)
+
+    def get_env(maker: Any) -> Env:
+        return _like(f"@{maker.product}", install=do_install)
+
+    with show:
+        verdicts = rep.reproduce(products, inputs, out_root, get_env=get_env,
+                                 context=crds_context, step_args=step_args, offline=offline,
+                                 jobs=slots, memory=budget, on_event=show.event,
+                                 index=lambda: releases.load_index(Store().index_dir))
+    code = max((v.exit_code for v in verdicts), default=2)
+    if as_json:
+        _json_out({"verdicts": [v.to_dict() for v in verdicts], "exit_code": code})
+        raise typer.Exit(code)
+    console = _console()
+    for v in verdicts:
+        mark = {"reproduced": "[green]reproduced[/]", "differs": "[yellow]differs[/]"}.get(
+            v.verdict, "[red]error[/]")
+        console.print(f"{escape(v.product.name)}: {mark} (jwst {escape(v.env)}, {v.context})")
+        for reason in v.reasons[:12]:
+            console.print(f"  - {reason}", markup=False)
+        if len(v.reasons) > 12:
+            console.print(f"  … and {len(v.reasons) - 12} more (--json)")
+    console.print(f"rerun products: {out_root}", markup=False)
     raise typer.Exit(code)
 
 

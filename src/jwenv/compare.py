@@ -30,6 +30,10 @@ DEFAULT_IGNORED: tuple[str, ...] = ("DATE", "FILENAME", "CHECKSUM", "DATASUM", "
 # jwst's regtests skip this HDU too: it holds the serialized datamodel tree, whose
 # history entries and timestamps differ on every run.
 DEFAULT_IGNORED_HDUS: tuple[str, ...] = ("ASDF",)
+# Table columns jwst's regression tests skip too (``ignore_fields``): a level-3 product's
+# HDRTAB repeats each input's DATE and version keywords.
+DEFAULT_IGNORED_FIELDS: tuple[str, ...] = ("DATE", "CAL_VER", "CAL_VCS", "CRDS_VER",
+                                           "CRDS_CTX")
 # Reported side by side in the provenance section; expected to differ between versions,
 # so (like in jwst's regtests) they never make two products "different" on their own.
 VERSION_KEYWORDS: tuple[str, ...] = ("CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX")
@@ -325,6 +329,7 @@ def compare_paths(
     quick: bool = False,
     ignore_keywords: Iterable[str] = DEFAULT_IGNORED,
     ignore_hdus: Iterable[str] = DEFAULT_IGNORED_HDUS,
+    ignore_fields: Iterable[str] = DEFAULT_IGNORED_FIELDS,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
 ) -> Comparison:
     """Compare two product files, or two directories of products.
@@ -336,7 +341,8 @@ def compare_paths(
     a, b = Path(a), Path(b)
     opts = _Options(rtol=rtol, atol=atol, quick=quick, chunk_elements=max(1, int(chunk_elements)),
                     ignore_keywords=tuple(k.upper() for k in ignore_keywords),
-                    ignore_hdus=frozenset(h.upper() for h in ignore_hdus))
+                    ignore_hdus=frozenset(h.upper() for h in ignore_hdus),
+                    ignore_fields=frozenset(f.upper() for f in ignore_fields))
     result = Comparison(a=str(a), b=str(b), rtol=rtol, atol=atol, quick=quick)
     missing = [str(p) for p in (a, b) if not p.exists()]
     if missing:
@@ -395,6 +401,7 @@ class _Options:
     chunk_elements: int
     ignore_keywords: tuple[str, ...]
     ignore_hdus: frozenset[str]
+    ignore_fields: frozenset[str] = frozenset()
 
     def ignored(self, keyword: str) -> bool:
         key = keyword.upper()
@@ -939,7 +946,7 @@ def compare_columns(name: str, cols_a: dict[str, np.ndarray], cols_b: dict[str, 
                        columns_only_in_b=[c for c in cols_b if c not in cols_a])
     if rows_a != rows_b:
         return result
-    for col in (c for c in cols_a if c in cols_b):
+    for col in (c for c in cols_a if c in cols_b and c.upper() not in opts.ignore_fields):
         xa, xb = cols_a[col], cols_b[col]
         cd = ColumnDiff(name=col, dtype_a=_dtype_label(xa), dtype_b=_dtype_label(xb))
         numeric = xa.dtype.kind in "iuf" and xb.dtype.kind in "iuf"
@@ -964,7 +971,8 @@ def compare_columns(name: str, cols_a: dict[str, np.ndarray], cols_b: dict[str, 
 
 
 __all__ = [
-    "DEFAULT_ATOL", "DEFAULT_CHUNK_ELEMENTS", "DEFAULT_IGNORED", "DEFAULT_IGNORED_HDUS",
+    "DEFAULT_ATOL", "DEFAULT_CHUNK_ELEMENTS", "DEFAULT_IGNORED", "DEFAULT_IGNORED_FIELDS",
+    "DEFAULT_IGNORED_HDUS",
     "DEFAULT_RTOL", "DQ_EXTENSIONS", "DQ_FLAGS", "VERSION_KEYWORDS", "ColumnDiff",
     "Comparison", "FileComparison", "FlagChange", "ImageDiff", "KeywordDiff", "Provenance",
     "TableDiff", "compare_arrays", "compare_paths", "pair_products",

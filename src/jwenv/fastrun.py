@@ -2,8 +2,8 @@
 
 `jwenv run NAME -- CMD` is on the hot path of batch work (one fresh strun per
 exposure), so its common forms (NAME with --offline/--online/--crds-context) are
-parsed here and run an environment that exists; anything else, `--install`
-included, falls through to the full CLI in cli.py. Part of the CLI layer: it
+parsed here and run an environment that exists; anything else, `--install` and
+`@PRODUCT` included, falls through to the full CLI in cli.py. Part of the CLI layer: it
 prints the one-line error of a failed run.
 """
 
@@ -38,8 +38,8 @@ def parse_simple_run(opts: list[str]) -> tuple[str, str | None, bool | None] | N
                 return None
         elif tok.startswith("--crds-context="):
             context = tok.split("=", 1)[1]
-        elif tok.startswith("-") or name is not None:
-            return None
+        elif tok.startswith(("-", "@")) or name is not None:
+            return None  # options of Typer's, or @PRODUCT (reads the product's headers)
         else:
             name = tok
     return (name, context, offline) if name else None

@@ -49,24 +49,31 @@ class Program:
 
 @dataclass(frozen=True)
 class Whole:
-    """The shape of a whole program: observations × filters × dithers."""
+    """The shape of a whole program: observations × filters × dithers.
+
+    `second_context`: a filter whose flat differs in a second context, jwst_9001.pmap
+    (the generator's --second-context; its report's ``second_context`` says what)."""
 
     observations: int = 2
     filters: tuple[str, ...] = ("F150W", "F200W")
     dithers: int = 2
+    second_context: str | None = None
 
     def args(self) -> list[str]:
+        second = ["--second-context", self.second_context] if self.second_context else []
         return ["--observations", str(self.observations), "--filters",
-                ",".join(self.filters), "--dithers", str(self.dithers)]
+                ",".join(self.filters), "--dithers", str(self.dithers), *second]
 
 
 def generate(env: Env, out: Path, *, program: bool = False, size: int | None = None,
-             seed: int | None = None, whole: Whole | None = None) -> Program:
+             seed: int | None = None, whole: Whole | None = None,
+             second_context: str | None = None) -> Program:
     """Run the generator with the environment's own Python.
 
     `program=True` makes the three-exposure program for the stage 1→3 chain; `whole` a
     program of several observations and filters; otherwise one small exposure for
-    Detector1.
+    Detector1. `second_context` (a filter): the program's cache also holds jwst_9001.pmap,
+    whose only change is that filter's flat (a whole program says it in `whole`).
     """
     out.mkdir(parents=True, exist_ok=True)
     args = ["--out", str(out)]
@@ -74,6 +81,8 @@ def generate(env: Env, out: Path, *, program: bool = False, size: int | None = N
         args += whole.args()
     elif program:
         args.append("--program")
+        if second_context:
+            args += ["--second-context", second_context]
     if size is not None:
         args += ["--size", str(size)]
     if seed is not None:
@@ -84,13 +93,15 @@ def generate(env: Env, out: Path, *, program: bool = False, size: int | None = N
 
 
 def prepare(envs: list[Env], out: Path, *, program: bool = False,
-            size: int | None = None, whole: Whole | None = None) -> Program:
+            size: int | None = None, whole: Whole | None = None,
+            second_context: str | None = None) -> Program:
     """Inputs every env can read: made by the oldest, mappings topped up by the others.
 
     Files written by an older datamodels load in newer releases, not always the reverse.
     """
     ordered = sorted(envs, key=lambda e: Version(e.manifest.jwst_version))
-    made = generate(ordered[0], out, program=program, size=size, whole=whole)
+    made = generate(ordered[0], out, program=program, size=size, whole=whole,
+                    second_context=second_context)
     for env in ordered[1:]:
         env.run_script("make_program", "--out", str(out), "--extend",
                        what="extend the local CRDS mappings")

@@ -8,7 +8,7 @@ only what every jwst environment has: jwst, stdatamodels (or jwst.datamodels), c
 numpy, astropy.
 
     <env>/bin/python make_program.py --out DIR [--size 64] [--seed 0] [--program]
-        [--observations 2] [--filters F150W,F200W] [--dithers 2]
+        [--observations 2] [--filters F150W,F200W] [--dithers 2] [--second-context [F]]
 
 writes ``DIR/crds`` (server_config, a hand-made ``jwst_9000.pmap`` → NIRCam ``.imap`` →
 ``.rmap`` chain, synthetic ``references/jwst/nircam/*.fits``) and ``DIR/data/*_uncal.fits``,
@@ -31,6 +31,12 @@ rules read), one star-free background exposure per filter, ``truth_o<obs>.ecsv``
 observation, and references whose rmaps select every filter (the flat is one file per
 filter). No association files: the release's own rules make them from the headers. The
 JSON lists ``observations`` (target, truth, exposures) and ``background``.
+
+With ``--second-context [FILTER]`` (``--program`` or a whole program) the cache also holds
+``jwst_9001.pmap``: the same as ``jwst_9000.pmap`` except that FILTER's flat (default
+F150W) is a new file, 2% higher (``jwst_nircam_flat_9100.fits``). Every other type resolves
+to the same file under both. The JSON's ``contexts`` lists both and ``second_context``
+says what differs and for which exposures. ``--extend`` tops up every generated context.
 
 Step-parameter references (``pars-*``) are mapped to ``'N/A'`` in the imap, so runs work
 with or without ``--disable-crds-steppars``; the code defaults of the release apply.
@@ -59,6 +65,12 @@ except ImportError:  # releases <= 1.8
 
 CONTEXT_SERIAL = "9000"  # far above any real jwst_NNNN.pmap, still matches CRDS's name regex
 CONTEXT = f"jwst_{CONTEXT_SERIAL}.pmap"
+# --second-context: jwst_9001.pmap, the same as 9000 but for one filter's flat (a new file,
+# 2% different); its other rmaps are 9000's own files.
+SECOND_SERIAL = "9001"
+SECOND_CONTEXT = f"jwst_{SECOND_SERIAL}.pmap"
+CHANGED_KIND = "flat"
+CHANGED_FACTOR = 1.02
 USEAFTER = "2022-01-01T00:00:00"
 DATE_PARKEYS = ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME")
 # Tree-only models are ASDF files whatever the crds spec's default extension says.
@@ -448,14 +460,14 @@ def _parkeys(spec: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any],
-               files: list[tuple[dict[str, Any], str]]) -> str:
+               files: list[tuple[dict[str, Any], str]], serial: str = CONTEXT_SERIAL) -> str:
     """One rmap: the installed crds's parkeys for `kind`, one UseAfter date, and one Match
     row per distinct selection among the exposures' CRDS parameters.
 
     `files` pairs each exposure's parameters with the reference file that serves it
     (several exposures share a row when they differ only in keys this type ignores)."""
     match_keys, date_keys = _parkeys(spec)
-    name = f"jwst_nircam_{kind}_{CONTEXT_SERIAL}.rmap"
+    name = f"jwst_nircam_{kind}_{serial}.rmap"
     header = {
         "classes": ("Match", "UseAfter"),
         "derived_from": "jwenv make_program.py (synthetic)",
@@ -492,15 +504,40 @@ def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any],
     return name
 
 
+def _write_context(mapdir: Path, serial: str, selections: dict[str, str]) -> list[str]:
+    """The imap (every NIRCam type: an rmap or N/A) and the pmap of context `serial`;
+    returns the names of the mappings it is made of."""
+    context = f"jwst_{serial}.pmap"
+    imap = f"jwst_nircam_{serial}.imap"
+    imap_header = {"instrument": "NIRCAM", "mapping": "INSTRUMENT", "name": imap,
+                   "observatory": "JWST", "parkey": ("REFTYPE",),
+                   "derived_from": "jwenv make_program.py (synthetic)"}
+    body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items())) + "}"
+    (mapdir / imap).write_text(_mapping_text(imap_header, body))
+    pmap_header = {"mapping": "PIPELINE", "name": context, "observatory": "JWST",
+                   "parkey": ("META.INSTRUMENT.NAME",),
+                   "derived_from": "jwenv make_program.py (synthetic)"}
+    (mapdir / context).write_text(_mapping_text(pmap_header, f"{{\n    'NIRCAM' : {imap!r},\n}}"))
+    return [context, imap] + [v for v in selections.values() if v != "N/A"]
+
+
 def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]],
                      builders: dict[str, tuple[Callable[[Scene], Any], str]],
-                     extra_kinds: set[str]) -> list[str]:
-    """References, rmaps, imap, pmap and server_config; returns the generated reftypes.
+                     extra_kinds: set[str], second_filter: str | None = None
+                     ) -> dict[str, Any]:
+    """References, rmaps, imap, pmap and server_config.
 
     `params`: the CRDS parameters of every exposure the cache must serve; each rmap gets a
     Match row for each distinct selection among them (e.g. one per filter). Types in
     PER_FILTER_TYPES whose rmap selects on the filter get one file per filter of the
-    scene (serials 9000, 9001, ... in the scene's filter order)."""
+    scene (serials 9000, 9001, ... in the scene's filter order).
+
+    `second_filter`: also write SECOND_CONTEXT (jwst_9001.pmap), whose flat for that filter
+    is a new file (serial 9100 + the filter's index, CHANGED_FACTOR times the old flat);
+    every other selection is context 9000's own rmap and file.
+
+    Returns ``reference_types`` (the generated types), ``contexts`` and, with a second
+    context, ``second_context`` (what differs: reftype, filter, old and new file)."""
     refdir = crds_path / "references" / "jwst" / "nircam"
     mapdir = crds_path / "mappings" / "jwst"
     cfgdir = crds_path / "config" / "jwst"
@@ -508,6 +545,13 @@ def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]]
         d.mkdir(parents=True, exist_ok=True)
     specs = crds_filekinds()
     selections: dict[str, str] = {}
+    second: dict[str, str] = {}   # kind -> rmap of the second context, where it differs
+    change: dict[str, Any] = {}
+    if second_filter is not None and second_filter not in scene.filters:
+        raise ValueError(f"--second-context {second_filter}: not one of the program's "
+                         f"filters ({', '.join(scene.filters)})")
+    if second_filter is not None and CHANGED_KIND not in builders:
+        raise ValueError(f"--second-context: this program has no {CHANGED_KIND} reference")
     for kind, (build, description) in builders.items():
         spec = specs.get(kind, {"parkey": (("META.INSTRUMENT.DETECTOR",), DATE_PARKEYS)})
         ext = ASDF_TYPES.get(kind, spec.get("file_ext", ".fits"))
@@ -523,19 +567,31 @@ def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]]
             files += [(p, filename) for p in params
                       if not per_filter or _match_value(p, FILTER_PARKEY) == filt.upper()]
         selections[kind] = write_rmap(mapdir, kind, spec, files)
+        if second_filter is not None and kind == CHANGED_KIND:
+            if not per_filter:
+                raise ValueError(f"--second-context: this crds's {kind} rmap does not select "
+                                 f"on {FILTER_PARKEY}, so one filter's {kind} cannot change")
+            scene.use_filter(second_filter)
+            index = scene.filters.index(second_filter)
+            new_name = f"jwst_nircam_{kind}_{int(CONTEXT_SERIAL) + 100 + index}{ext}"
+            model = build(scene)
+            data = np.array(model.data, np.float32)
+            data[~scene.refpix] *= CHANGED_FACTOR
+            model.data = data
+            _ref_meta(model, scene, kind, f"{description}, x{CHANGED_FACTOR} ({SECOND_CONTEXT})")
+            _quiet_save(model, refdir / new_name)
+            old_name = f"jwst_nircam_{kind}_{int(CONTEXT_SERIAL) + index}{ext}"
+            changed = [(p, new_name if name == old_name else name) for p, name in files]
+            second[kind] = write_rmap(mapdir, kind, spec, changed, serial=SECOND_SERIAL)
+            change = {"context": SECOND_CONTEXT, "reftype": kind, "filter": second_filter,
+                      "old": old_name, "new": new_name, "factor": CHANGED_FACTOR}
     for kind in sorted((set(specs) | extra_kinds) - set(selections)):
         selections[kind] = "N/A"
-    imap = f"jwst_nircam_{CONTEXT_SERIAL}.imap"
-    imap_header = {"instrument": "NIRCAM", "mapping": "INSTRUMENT", "name": imap,
-                   "observatory": "JWST", "parkey": ("REFTYPE",),
-                   "derived_from": "jwenv make_program.py (synthetic)"}
-    body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items())) + "}"
-    (mapdir / imap).write_text(_mapping_text(imap_header, body))
-    pmap_header = {"mapping": "PIPELINE", "name": CONTEXT, "observatory": "JWST",
-                   "parkey": ("META.INSTRUMENT.NAME",),
-                   "derived_from": "jwenv make_program.py (synthetic)"}
-    (mapdir / CONTEXT).write_text(_mapping_text(pmap_header, f"{{\n    'NIRCAM' : {imap!r},\n}}"))
-    mappings = sorted([CONTEXT, imap] + [v for v in selections.values() if v != "N/A"])
+    mappings = _write_context(mapdir, CONTEXT_SERIAL, selections)
+    contexts = [CONTEXT]
+    if second:
+        mappings += _write_context(mapdir, SECOND_SERIAL, dict(selections, **second))
+        contexts.append(SECOND_CONTEXT)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     server_config = {
         "observatory": "jwst",
@@ -543,7 +599,7 @@ def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]]
         "edit_context": CONTEXT,
         "versions_context": CONTEXT,
         "jwst_build_contexts": {},
-        "mappings": mappings,
+        "mappings": sorted(set(mappings)),
         "bad_files": "",
         "bad_files_list": [],
         "force_remote_mode": False,
@@ -555,7 +611,12 @@ def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]]
         "download_metadata": "",
     }
     (cfgdir / "server_config").write_text(pprint.pformat(server_config) + "\n")
-    return sorted(k for k, v in selections.items() if v != "N/A")
+    out: dict[str, Any] = {"reference_types": sorted(k for k, v in selections.items()
+                                                     if v != "N/A"),
+                           "contexts": contexts}
+    if change:
+        out["second_context"] = change
+    return out
 
 
 # ----------------------------------------------------------------------------- full program
@@ -727,7 +788,8 @@ CHAIN_PIPELINES = ["jwst.pipeline.Detector1Pipeline", "jwst.pipeline.Image2Pipel
                    "jwst.pipeline.Image3Pipeline"]
 
 
-def make_full_program(out: Path, seed: int, size: int = 400) -> dict[str, Any]:
+def make_full_program(out: Path, seed: int, size: int = 400,
+                      second_filter: str | None = None) -> dict[str, Any]:
     """Two dithered star-field exposures plus a dedicated background, for stages 1-3."""
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -800,11 +862,13 @@ def make_full_program(out: Path, seed: int, size: int = 400) -> dict[str, Any]:
     params = crds_params(exposures[0])
     wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
     extra = {t for types in wanted.values() for t in types} | pars
-    reftypes = write_crds_cache(out / "crds", scene, [params], CHAIN_REFS, extra)
+    cache = write_crds_cache(out / "crds", scene, [params], CHAIN_REFS, extra, second_filter)
+    if "second_context" in cache:
+        cache["second_context"]["exposures"] = [str(p) for p in exposures]
 
     # No association files: jwenv groups the exposures with the release's own rules.
     return {"context": CONTEXT, "crds_path": str(out / "crds"),
-            "uncal": [str(p) for p in exposures], "reference_types": reftypes,
+            "uncal": [str(p) for p in exposures], **cache,
             "truth": str(truth_path),
             "size": size, "seed": seed}
 
@@ -865,7 +929,7 @@ def _write_exposure(scene: Scene, path: Path, obs: dict[str, Any],
 
 
 def make_whole_program(out: Path, seed: int, size: int, n_obs: int, filters: list[str],
-                       n_dithers: int) -> dict[str, Any]:
+                       n_dithers: int, second_filter: str | None = None) -> dict[str, Any]:
     """Several observations of different targets, each in every filter with `n_dithers`
     dithers, plus one background exposure per filter; references for every filter.
 
@@ -964,11 +1028,15 @@ def make_whole_program(out: Path, seed: int, size: int, n_obs: int, filters: lis
     params = [crds_params(p) for p in uncal]
     wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
     extra = {t for types in wanted.values() for t in types} | pars
-    reftypes = write_crds_cache(out / "crds", scene, params, CHAIN_REFS, extra)
+    cache = write_crds_cache(out / "crds", scene, params, CHAIN_REFS, extra, second_filter)
+    if "second_context" in cache:  # the exposures whose selection differs
+        cache["second_context"]["exposures"] = [
+            str(p) for p, par in zip(uncal, params)  # noqa: B905 (py3.6)
+            if _match_value(par, FILTER_PARKEY) == second_filter]
     return {"context": CONTEXT, "crds_path": str(out / "crds"), "program": program,
             "uncal": [str(p) for p in uncal], "background": background,
             "observations": observations, "filters": list(filters), "dithers": n_dithers,
-            "reference_types": reftypes, "size": size, "subarray": scene.subarray,
+            **cache, "size": size, "subarray": scene.subarray,
             "seed": seed}
 
 
@@ -1016,11 +1084,11 @@ def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
     params = crds_params(uncal)
     wanted, pars = pipeline_reftypes(["jwst.pipeline.Detector1Pipeline"])
     extra = {t for types in wanted.values() for t in types} | pars
-    reftypes = write_crds_cache(out / "crds", scene, [params], DETECTOR1_REFS, extra)
+    cache = write_crds_cache(out / "crds", scene, [params], DETECTOR1_REFS, extra)
     # Every step that runs by default for NIRCam imaging gets its references; steps whose
     # types are N/A here (emicorr, rscd, reset: MIRI) either are not run or skip themselves.
     return {"context": CONTEXT, "crds_path": str(out / "crds"), "uncal": [str(uncal)],
-            "reference_types": reftypes, "refpix_flags": scene.refpix_flags,
+            **cache, "refpix_flags": scene.refpix_flags,
             "size": size, "seed": seed}
 
 
@@ -1031,23 +1099,42 @@ def extend_mappings(out: Path) -> dict[str, Any]:
     written by an older datamodels load in newer releases, not always the reverse).
     A newer release may ask CRDS for types that did not exist then (e.g. chromcorr in
     3.0's Image2) and CRDS refuses an unknown type: each newer release runs this pass.
+    Every generated context is extended (jwst_9000.pmap, and jwst_9001.pmap if the cache
+    was made with --second-context): only its imap changes; the pmap names it, and a
+    mapping's checksum covers its own text only.
     """
     import ast
 
     mapdir = out / "crds" / "mappings" / "jwst"
-    imap = mapdir / f"jwst_nircam_{CONTEXT_SERIAL}.imap"
-    text = imap.read_text()
-    header = ast.literal_eval(text.split("header = ", 1)[1].split("\n\nselector = ", 1)[0])
-    selections = ast.literal_eval(text.split("selector = ", 1)[1])
     wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
     known = set(crds_filekinds()) | {t for types in wanted.values() for t in types} | pars
-    added = sorted(known - set(selections))
-    if added:
-        selections.update({kind: "N/A" for kind in added})
-        header.pop("sha1sum", None)
-        body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items()))
-        imap.write_text(_mapping_text(header, body + "}"))
-    return {"context": CONTEXT, "crds_path": str(out / "crds"), "added_na_types": added}
+    contexts: list[str] = []
+    added: list[str] = []
+    for serial in (CONTEXT_SERIAL, SECOND_SERIAL):
+        imap = mapdir / f"jwst_nircam_{serial}.imap"
+        if serial != CONTEXT_SERIAL and not imap.is_file():
+            continue
+        contexts.append(f"jwst_{serial}.pmap")
+        text = imap.read_text()
+        header = ast.literal_eval(text.split("header = ", 1)[1].split("\n\nselector = ", 1)[0])
+        selections = ast.literal_eval(text.split("selector = ", 1)[1])
+        new = sorted(known - set(selections))
+        if new:
+            selections.update({kind: "N/A" for kind in new})
+            header.pop("sha1sum", None)
+            body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items()))
+            imap.write_text(_mapping_text(header, body + "}"))
+        added += [kind for kind in new if kind not in added]
+    return {"context": CONTEXT, "contexts": contexts, "crds_path": str(out / "crds"),
+            "added_na_types": sorted(added)}
+
+
+def _one_filter(text: str) -> str:
+    name = text.strip().upper()
+    if name and name not in SW_FILTERS:  # "": the flag without a value (the default)
+        raise argparse.ArgumentTypeError(
+            f"a NIRCam short-wave filter ({', '.join(SW_FILTERS)})")
+    return name
 
 
 def _filter_list(text: str) -> list[str]:
@@ -1078,6 +1165,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="NIRCam short-wave filters (default F150W,F200W)")
     whole.add_argument("--dithers", type=int, metavar="N",
                        help=f"dithers per observation and filter (1-{len(DITHERS)}; default 2)")
+    parser.add_argument("--second-context", nargs="?", const="", type=_one_filter,
+                        metavar="FILTER",
+                        help=f"--program or a whole program: also write {SECOND_CONTEXT}, "
+                             f"the same as {CONTEXT} but for FILTER's flat (default F150W; "
+                             f"--program: F200W, its only filter), a new file "
+                             f"{CHANGED_FACTOR}x the old one")
     parser.add_argument("--extend", action="store_true",
                         help="only add N/A mappings for reference types this release knows "
                              "to a cache made earlier (by an older release) in --out")
@@ -1097,10 +1190,20 @@ def main(argv: list[str] | None = None) -> int:
         if size not in WHOLE_SIZES:
             parser.error(f"--size: a whole program is {WHOLE_SIZE}x{WHOLE_SIZE} (tweakreg "
                          "needs 15 stars 1\" apart in every exposure)")
-        result = make_whole_program(out, args.seed, size, n_obs,
-                                    args.filters or ["F150W", "F200W"], n_dithers)
+        filters = args.filters or ["F150W", "F200W"]
+        second = args.second_context
+        if second == "":
+            second = "F150W" if "F150W" in filters else filters[0]
+        if second is not None and second not in filters:
+            parser.error(f"--second-context {second}: not one of --filters")
+        result = make_whole_program(out, args.seed, size, n_obs, filters, n_dithers, second)
     elif args.program:
-        result = make_full_program(out, args.seed)
+        if args.second_context not in (None, "", INSTRUMENT["filter"]):
+            parser.error(f"--second-context: --program is {INSTRUMENT['filter']} only")
+        second = None if args.second_context is None else INSTRUMENT["filter"]
+        result = make_full_program(out, args.seed, second_filter=second)
+    elif args.second_context is not None:
+        parser.error("--second-context needs --program or a whole program (a flat to change)")
     else:
         result = make_detector1(out, 64 if args.size is None else args.size, args.seed)
     sys.stdout.write(json.dumps(result) + "\n")
