@@ -160,3 +160,27 @@ def test_repair_rebuilds_from_the_envs_own_lock(home, installed):
     assert after["strategy"] == "lock" and after["created"] >= before["created"]
     assert after["packages"] == before["packages"]
     assert after["crds_context"] == "jwst_0777.pmap"
+
+
+def test_install_of_a_partial_version_says_which_release_it_chose(installed, tmp_path,
+                                                                 monkeypatch):
+    from test_releases import _pypi_json
+
+    data = _pypi_json()
+    for ver in ("9.9.0", "9.9.9"):
+        data["releases"][ver] = [{"upload_time_iso_8601": "2026-10-01T00:00:00Z",
+                                  "requires_python": ">=3.10", "yanked": False}]
+    index = tmp_path / "jwst.json"
+    index.write_text(json.dumps(data))
+    monkeypatch.setenv("JWENV_PYPI_URL", index.as_uri())
+    out = cli("install", "9.9")
+    assert out.returncode == 0, out.stderr
+    assert "jwenv: 9.9 means the newest 9.9.x: jwst 9.9.9" in out.stderr
+    assert "9.9.9 is already installed" in out.stderr  # 9.9.9, not 9.9.0
+
+
+@pytest.mark.parametrize("product", ["x_rate.fits", "data/jw01234_cal.fits"])
+def test_install_of_a_product_points_to_like(product):
+    line = _one_line_error(cli("install", product), "is a data product",
+                           f"jwenv install --like {product}")
+    assert "source directory" not in line

@@ -146,3 +146,44 @@ def test_stale_cache_beats_no_answer(tmp_path, monkeypatch):
 def test_unreachable_git_repository_is_one_line(tmp_path):
     with pytest.raises(IndexUnreachable, match="cannot reach jwst git repository"):
         releases.check_git_ref(f"file://{tmp_path}/nothing-here", "0.15.1")
+
+
+# -- partial versions: `1.20` is the newest 1.20.x ----------------------------------------
+def _with_patches() -> releases.Index:
+    data = _pypi_json()
+    for ver, when in (("1.20.0", "2025-09-01T00:00:00Z"), ("1.20.1", "2025-10-01T00:00:00Z"),
+                      ("1.20.3rc1", "2025-12-01T00:00:00Z")):
+        data["releases"][ver] = [{"upload_time_iso_8601": when, "requires_python": ">=3.11",
+                                  "yanked": False}]
+    return releases.build_index(data)
+
+
+@pytest.mark.parametrize(("spec", "version"), [
+    ("1.20", "1.20.2"),  # not 1.20.0, and not the 1.20.3 prerelease
+    ("1", "1.20.2"),  # the newest 1.x, not 3.0.0
+    ("1.12", "1.12.5"),
+    ("1.20.0", "1.20.0"),  # three numbers: exactly that release
+    ("==1.20.0", "1.20.0"),
+    ("1.20.1", "1.20.1"),
+])
+def test_partial_version_is_the_newest_patch(spec, version):
+    resolved = releases.resolve(spec, _with_patches)
+    assert resolved.version == version and resolved.requirement == f"jwst=={version}"
+
+
+def test_partial_version_says_which_it_chose():
+    assert releases.resolve("1.20", _with_patches).note == \
+        "1.20 means the newest 1.20.x: jwst 1.20.2"
+    assert releases.resolve("1.20.0", _with_patches).note == ""  # nothing was chosen
+    assert "3.0.0" in releases.resolve("latest", _with_patches).note
+    with pytest.raises(UnknownVersion, match="1.21"):
+        releases.resolve("1.21", _with_patches)
+
+
+@pytest.mark.parametrize("spec", ["x_rate.fits", "data/jw01_cal.fits", "./y_i2d.fits",
+                                  "z_uncal.fits.gz"])
+def test_a_product_is_not_a_release(spec):
+    with pytest.raises(BadInput, match="is a data product") as err:
+        releases.resolve(spec, _no_index)
+    assert f"jwenv install --like {spec}" in str(err.value)
+    assert "source directory" not in str(err.value)

@@ -131,6 +131,8 @@ def install_with_progress(spec: str, options: InstallOptions) -> Env:
             if event == "line":
                 status.update(f"{last['phase']} [dim]{detail[:80]}[/]")
             else:
+            elif event == "chosen":  # stays on screen: which release `1.20` meant
+                console.print(f"jwenv: {detail}", markup=False, highlight=False)
                 last["phase"] = detail
                 status.update(f"{detail} [dim]({time.monotonic() - t0:.0f} s)[/]")
         return Env.install(spec, options, progress=show)

@@ -24,7 +24,8 @@ from jwenv.store import Manifest, Store, validate_name
 
 Progress = Callable[[str, str], None]
 """progress(event, detail): phases ('resolve', 'python', 'create', 'install', 'check',
-'cached', 'done') and every installer output line ('line')."""
+'cached', 'done'), which release a request chose ('chosen': worth keeping on screen) and
+every installer output line ('line')."""
 
 
 def quiet(_event: str, _detail: str) -> None:
@@ -126,6 +127,8 @@ class Installer:
             self._lock = lock
         else:
             resolved = releases.resolve(self.spec, self.index)
+            if resolved.note:
+                self.progress("chosen", resolved.note)
         name = self.options.name or resolved.default_name
         if name:
             found = self._reuse(name)

@@ -28,6 +28,8 @@ PYPI_URL_VAR = "JWENV_PYPI_URL"
 GIT_REPO_VAR = "JWENV_JWST_GIT"
 DEFAULT_PYPI_URL = "https://pypi.org/pypi/jwst/json"
 DEFAULT_GIT_REPO = "https://github.com/spacetelescope/jwst"
+# What a data product's name ends with: `install x_rate.fits` means `install --like`.
+PRODUCT_SUFFIXES = (".fits", ".fits.gz", ".fit", ".asdf")
 INDEX_TTL_S = 3600
 
 
@@ -189,6 +191,7 @@ class Resolved:
     release: Release | None = None
     git_repo: str | None = None
     git_ref: str | None = None
+    note: str = ""  # which release a partial version, a specifier or `latest` chose
 
     @property
     def default_name(self) -> str | None:
@@ -230,6 +233,9 @@ def resolve(spec: str, index_loader, *, allow_prereleases: bool = False) -> Reso
     if not spec:
         raise BadInput("empty version: give a release (1.20.2), latest, ~=1.12.0, git+URL@ref "
                        "or a source directory")
+    if spec.lower().endswith(PRODUCT_SUFFIXES):
+        raise BadInput(f"{spec} is a data product, not a release: to install the release and "
+                       f"CRDS context that made it, `jwenv install --like {spec}`")
     if spec.startswith("git+"):
         url, ref = spec[4:], None
         if "@" in url.rsplit("/", 1)[-1]:  # an @ in the last path segment starts the ref
@@ -266,10 +272,23 @@ def resolve(spec: str, index_loader, *, allow_prereleases: bool = False) -> Reso
     return Resolved(spec, "local", f"jwst @ {path.as_uri()}", None)
 
 
+def partial_version(spec: str) -> bool:
+    """`1.20` or `1`: fewer than three release numbers and nothing else, meaning the
+    newest release of that line (as `uv python install 3.12` does), not 1.20.0."""
+    try:
+        v = Version(spec)
+    except InvalidVersion:
+        return False
+    return (len(v.release) < 3 and not re.match(r"^[<>=!~]", spec) and v.epoch == 0
+            and v.pre is None and v.post is None and v.dev is None and v.local is None)
+
+
 def _resolve_release(spec: str, index_loader, allow_prereleases: bool) -> Resolved:
 
     exact = wanted = None
-    if spec != "latest":
+    if partial_version(spec):
+        wanted = SpecifierSet(f"=={spec}.*")
+    elif spec != "latest":
         try:
             exact = Version(spec) if not re.match(r"^[<>=!~]", spec) else None
         except InvalidVersion:
@@ -293,21 +312,24 @@ def _resolve_release(spec: str, index_loader, allow_prereleases: bool) -> Resolv
                       and (allow_prereleases or not r.version.is_prerelease)]
         if not candidates:
             raise UnknownVersion("PyPI lists no jwst release")
-        return _from_release(spec, candidates[-1])
+        return _from_release(spec, candidates[-1], f"latest is jwst {candidates[-1].version}")
     matches = [r for r in index.sorted()
                if wanted.contains(r.version, prereleases=allow_prereleases) and not r.yanked]
     if not matches:
         raise UnknownVersion(f"no jwst release matches {spec!r}; see `jwenv available`")
-    return _from_release(spec, matches[-1])
+    chosen = matches[-1].version
+    note = (f"{spec} means the newest {spec}.x: jwst {chosen}" if partial_version(spec)
+            else f"{spec} is jwst {chosen}, the newest release that matches")
+    return _from_release(spec, matches[-1], note)
 
 
-def _from_release(spec: str, release: Release) -> Resolved:
+def _from_release(spec: str, release: Release, note: str = "") -> Resolved:
     ver = str(release.version)
     if release.on_pypi:
-        return Resolved(spec, "pypi", f"jwst=={ver}", ver, release=release)
+        return Resolved(spec, "pypi", f"jwst=={ver}", ver, release=release, note=note)
     repo = git_repo()
     return Resolved(spec, "git", f"jwst @ git+{repo}@{ver}", ver, release=release,
-                    git_repo=repo, git_ref=ver)
+                    git_repo=repo, git_ref=ver, note=note)
 
 
 def _unknown_message(spec: str, index: Index, wanted: Version) -> str:
