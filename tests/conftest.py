@@ -127,3 +127,13 @@ def archive(real_env, real_home, tmp_path_factory):
                  env=archive_env(real_home, program))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Archive(program, out / "3.0.0")
+
+
+@pytest.fixture(scope="session")
+def whole_program(real_env, tmp_path_factory):
+    """A whole program: 2 observations (2 targets) x 2 filters x 2 dithers, a background
+    per filter; made by 1.20.2, readable by 3.0.0 too."""
+    from jwenv import offline
+
+    envs = [real_env("1.20.2").env, real_env("3.0.0").env]
+    return offline.prepare(envs, tmp_path_factory.mktemp("whole"), whole=offline.Whole())

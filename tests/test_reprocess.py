@@ -192,11 +192,8 @@ def _cli_env(real_home, program) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def whole(real_env, tmp_path_factory):
-    """A whole program: 2 observations (2 targets) x 2 filters x 2 dithers, a background
-    per filter; made by the older release, readable by both."""
-    envs = [real_env("1.20.2").env, real_env("3.0.0").env]
-    return offline.prepare(envs, tmp_path_factory.mktemp("whole"), whole=offline.Whole())
+def whole(whole_program):
+    return whole_program
 
 
 def _generator_level3(real_home, pool: Path, version: str, tmp: Path) -> set[str]:

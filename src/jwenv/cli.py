@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -130,9 +131,9 @@ def install_with_progress(spec: str, options: InstallOptions) -> Env:
         def show(event: str, detail: str) -> None:
             if event == "line":
                 status.update(f"{last['phase']} [dim]{detail[:80]}[/]")
-            else:
             elif event == "chosen":  # stays on screen: which release `1.20` meant
                 console.print(f"jwenv: {detail}", markup=False, highlight=False)
+            else:
                 last["phase"] = detail
                 status.update(f"{detail} [dim]({time.monotonic() - t0:.0f} s)[/]")
         return Env.install(spec, options, progress=show)
@@ -467,6 +468,34 @@ def crds_status(name: Annotated[str, typer.Argument()],
         console.print(f"[bold]{key:15}[/] {value}")
 
 
+@crds_app.command("sync")
+def crds_sync(
+    name: Annotated[str, typer.Argument(help="Environment (its crds and pinned context)")],
+    inputs: Annotated[list[Path], typer.Argument(help="Exposures or products")],
+    context: Annotated[str | None, typer.Option(
+        "--context", help="Another context than the environment's pin")] = None,
+    offline: Annotated[bool | None, typer.Option(
+        "--offline/--online", help="Offline: only check the cache (default: "
+                                   "$JWENV_OFFLINE)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fetch once, before a run, every reference the inputs need under the context (the
+    release's own crds), so that many workers can read the cache read-only; offline,
+    check the cache and name what is missing."""
+    from jwenv import refs
+
+    env = _get_or_install(name, False)
+    report = refs.sync(env, _product_files(inputs), context=context, offline=offline)
+    if as_json:
+        _json_out(report.to_dict())
+    if not report.ok:
+        from jwenv.errors import JwenvError
+
+        raise JwenvError(report.summary())
+    if not as_json:
+        _console().print(report.summary(), markup=False)
+
+
 # -- compare / diff ---------------------------------------------------------------
 def _compare_options(rtol: float | None, atol: float | None, quick: bool,
                      ignore_keyword: list[str] | None) -> dict[str, Any]:
@@ -617,6 +646,46 @@ RetryOpt = Annotated[bool, typer.Option(
     "--retry-failed", help="Run the jobs that failed (and what they blocked) again")]
 StrunOpt = Annotated[bool, typer.Option(
     "--strun", help="One strun process per job instead of warm workers")]
+ExecutorOpt = Annotated[str, typer.Option(
+    help="Where jobs run: local (this machine) or dask (a Dask cluster)")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="With --executor dask: the scheduler's address, e.g. tcp://host:8786 (default: a "
+         "LocalCluster jwenv starts)")]
+SchedulerFileOpt = Annotated[Path | None, typer.Option(
+    help="With --executor dask: the scheduler file of a running cluster")]
+DaskWorkersOpt = Annotated[int, typer.Option(
+    help="With --executor dask and no scheduler: workers of the LocalCluster")]
+ShipLockOpt = Annotated[bool, typer.Option(
+    "--ship-lock", help="With --executor dask: workers without the shared store build the "
+                        "environment from its exact lock")]
+
+
+@contextmanager
+def _cluster(executor: str, scheduler: str | None, scheduler_file: Path | None,
+             workers: int, jobs: int | None, memory: str | None):
+    """(cluster, slots, budget) for --executor dask, closed afterwards; None for local."""
+    from jwenv.errors import BadInput
+
+    if executor not in ("local", "dask"):
+        raise BadInput(f"unknown --executor {executor!r}: use local or dask")
+    if executor == "local":
+        if scheduler or scheduler_file:
+            raise BadInput("--scheduler and --scheduler-file go with --executor dask")
+        yield None
+        return
+    from jwenv import dask_executor, schedule
+
+    per_worker = None
+    if memory and not (scheduler or scheduler_file):
+        per_worker = schedule.parse_size(memory) // max(1, workers)
+    found = dask_executor.connect(address=scheduler, scheduler_file=scheduler_file,
+                                  workers=workers, memory_per_worker=per_worker)
+    try:
+        budget = schedule.parse_size(memory) if memory else (found.memory or
+                                                             schedule.available_memory())
+        yield found, jobs or max(1, found.threads), budget
+    finally:
+        found.close()
 
 
 @dataclass
@@ -670,10 +739,14 @@ def reprocess(
     offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
     crds_context: Annotated[str | None, typer.Option()] = None,
     do_install: Annotated[bool, typer.Option("--install")] = False,
+    executor: ExecutorOpt = "local", scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None, dask_workers: DaskWorkersOpt = 2,
+    ship_lock: ShipLockOpt = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Reprocess a program through Detector1 → Image2 → Image3, from any level of inputs,
-    grouped by the release's own association rules, many exposures at once, resumable."""
+    grouped by the release's own association rules, many exposures at once, resumable;
+    on this machine or on a Dask cluster (--executor dask)."""
     from jwenv import fanout
     from jwenv import reprocess as rp
 
@@ -692,10 +765,13 @@ def reprocess(
     if dry_run:
         _show_plans([plan], as_json)
         return
-    with show:
-        results = rp.run_plans([plan], jobs=slots, memory=budget, force=force,
-                               retry_failed=retry_failed, warm=not use_strun,
-                               context=crds_context, offline=offline, on_event=show.event)
+    with _cluster(executor, scheduler, scheduler_file, dask_workers, jobs, memory) as found:
+        cluster, slots, budget = found or (None, slots, budget)
+        with show:
+            results = rp.run_plans([plan], jobs=slots, memory=budget, force=force,
+                                   retry_failed=retry_failed, warm=not use_strun,
+                                   context=crds_context, offline=offline, on_event=show.event,
+                                   cluster=cluster, ship_lock=ship_lock)
     _finish_reprocess(results, as_json)
     if not results[0].ok:
         from jwenv.errors import JwenvError

@@ -120,13 +120,13 @@ class Env:
                           cwd=cwd, log=log)
 
     def script(self, name: str, *args: str, cache: crds.LocalCache | None = None,
-               cwd: Path | None = None) -> runner.JsonScript:
+               cwd: Path | None = None, offline: bool = True) -> runner.JsonScript:
         """Start one of jwenv's in-environment scripts (jwenv.scripts) with this env's
-        Python, offline; read it with `finish`."""
+        Python, offline unless asked (CRDS downloads); read it with `finish`."""
         from jwenv import scripts
 
         return runner.JsonScript(self.python, scripts.path(name), args,
-                                 self.environ(offline=True, cache=cache), cwd=cwd)
+                                 self.environ(offline=offline, cache=cache), cwd=cwd)
 
     def finish(self, job: runner.JsonScript, what: str) -> dict[str, Any]:
         """A started script's JSON result, or a one-line error

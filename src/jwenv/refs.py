@@ -216,3 +216,64 @@ def _product(path: Path, row: dict[str, Any], new: str, old: str) -> ProductRefs
     return ProductRefs(path, str(row.get("old_context") or old),
                        str(row.get("new_context") or new), refs,
                        note=str(row.get("note") or ""))
+
+
+# -- fetching once ---------------------------------------------------------------------------
+@dataclass
+class SyncReport:
+    """The references some exposures need under one context, and which the cache lacks."""
+
+    env: str
+    context: str
+    crds_path: str
+    needed: list[str]
+    missing: list[str]
+    downloaded: list[str]
+    errors: dict[str, str]  # product -> why its references could not be found
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.errors
+
+    def summary(self) -> str:
+        if self.errors:
+            path, why = next(iter(self.errors.items()))
+            return f"{Path(path).name}: {why}"
+        if self.missing:
+            return (f"{len(self.missing)} of {len(self.needed)} references for {self.context} "
+                    f"are missing from {self.crds_path}: {', '.join(self.missing)}")
+        got = f" ({len(self.downloaded)} downloaded)" if self.downloaded else ""
+        return (f"all {len(self.needed)} references for {self.context} are in "
+                f"{self.crds_path}{got}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.env, "context": self.context, "crds_path": self.crds_path,
+                "needed": self.needed, "missing": self.missing,
+                "downloaded": self.downloaded, "errors": self.errors, "ok": self.ok,
+                "summary": self.summary()}
+
+
+def sync(env: Env, files: list[Path], *, context: str | None = None,
+         offline: bool | None = None, cache: crds.LocalCache | None = None) -> SyncReport:
+    """Fetch once, before anything runs, the references `files` need under `context`
+    (default: the env's pin), with the release's own crds (scripts/crds_sync.py); offline,
+    only check the cache. Workers then read the cache with CRDS_READONLY_CACHE=1."""
+    settings = env.crds_settings(context=context, offline=offline, cache=cache)
+    if not settings.context:
+        raise BadInput(f"{env.name} pins no CRDS context: give --context")
+    for f in files:
+        if not Path(f).is_file():
+            raise BadInput(f"no such file: {f}")
+    args = ["--context", settings.context, *(["--download"] if not settings.offline else []),
+            *(str(Path(f).absolute()) for f in files)]
+    job = env.script("crds_sync", *args, cache=cache, offline=settings.offline)
+    result = env.finish(job, "find the references to sync")
+    if result.get("error") and not result.get("needed"):
+        raise BadInput(str(result["error"]))
+    errors = {f["file"]: f["error"] for f in result.get("files", []) if "error" in f}
+    if result.get("error"):
+        errors["(download)"] = str(result["error"])
+    return SyncReport(env.name, settings.context, str(result.get("crds_path") or
+                                                      settings.path),
+                      list(result.get("needed", [])), list(result.get("missing", [])),
+                      list(result.get("downloaded", [])), errors)

@@ -335,8 +335,11 @@ class _Run:
 def run_plans(plans: Sequence[EnvPlan], *, jobs: int, memory: int, force: bool = False,
               retry_failed: bool = False, warm: bool = True,
               context: str | None = None, offline: bool | None = None,
-              cache: LocalCache | None = None, on_event: Event | None = None) -> list[Result]:
-    """Run every plan's jobs that are not done, `jobs` at a time within `memory` bytes."""
+              cache: LocalCache | None = None, on_event: Event | None = None,
+              cluster: Any = None, ship_lock: bool = False) -> list[Result]:
+    """Run every plan's jobs that are not done, `jobs` at a time within `memory` bytes:
+    on this machine, or on a Dask `cluster` (dask_executor.connect) whose workers read
+    the CRDS cache read-only and share the store (or, `ship_lock`, build from locks)."""
     notify = on_event or (lambda _k, _d: None)
     if len({p.env.name for p in plans}) != len(plans):
         raise BadInput("the same environment is named twice")
@@ -353,13 +356,18 @@ def run_plans(plans: Sequence[EnvPlan], *, jobs: int, memory: int, force: bool =
             p.out.mkdir(parents=True, exist_ok=True)
             _keep_grouping(p)
             planning.write_associations(p.jobs)
-        threads = 1 if jobs > 1 else None
-        lanes = {p.env.name: Lane(p.env.name, p.env.manifest.jwst_version, p.env.python,
-                                  p.env.environ(context=context, offline=offline, cache=cache,
-                                                threads=threads),
-                                  p.out / "logs" / "workers.log", warm=warm)
-                 for p in plans}
-        executor = LocalExecutor(run.specs(), lanes, note=lambda m: notify("note", m))
+        if cluster is not None:
+            executor = _dask_executor(plans, run.specs(), cluster, ship_lock, context=context,
+                                      offline=offline, cache=cache,
+                                      note=lambda m: notify("note", m))
+        else:
+            threads = 1 if jobs > 1 else None
+            lanes = {p.env.name: Lane(p.env.name, p.env.manifest.jwst_version, p.env.python,
+                                      p.env.environ(context=context, offline=offline,
+                                                    cache=cache, threads=threads),
+                                      p.out / "logs" / "workers.log", warm=warm)
+                     for p in plans}
+            executor = LocalExecutor(run.specs(), lanes, note=lambda m: notify("note", m))
         todo = sum(s not in ("done",) for s in run.states().values())
         notify("plan", f"{todo} of {len(run.jobs)} jobs to run, {jobs} at a time within "
                        f"{human(memory)}")
@@ -379,6 +387,24 @@ def run_plans(plans: Sequence[EnvPlan], *, jobs: int, memory: int, force: bool =
         run.close()
 
 
+def _dask_executor(plans: Sequence[EnvPlan], specs: dict[str, dict[str, Any]], cluster: Any,
+                   ship_lock: bool, *, context: str | None, offline: bool | None,
+                   cache: LocalCache | None, note: Callable[[str], None]) -> Any:
+    from jwenv.dask_executor import DaskExecutor, Wire
+    from jwenv.locks import export_lock
+
+    wires = {}
+    for p in plans:
+        crds_vars = p.env.crds_settings(context=context, offline=offline,
+                                        cache=cache).variables()
+        # the cache was filled before (`jwenv crds sync`): many workers only read it
+        crds_vars["CRDS_READONLY_CACHE"] = "1"
+        wires[p.env.name] = Wire(p.env.name, p.env.manifest.jwst_version,
+                                 str(p.env.store.root), crds_vars,
+                                 export_lock(p.env.manifest) if ship_lock else None)
+    return DaskExecutor(cluster, specs, wires, note)
+
+
 def reprocess(env: Env, inputs: list[Input], out_root: Path, *, stages: list[int],
               step_args: Sequence[str] = (), force: bool = False,
               context: str | None = None, offline: bool | None = None,
@@ -396,7 +422,8 @@ def reprocess_across(envs: Sequence[Env], inputs: list[Input], out_root: Path, *
                      retry_failed: bool = False, context: str | None = None,
                      offline: bool | None = None, cache: LocalCache | None = None,
                      jobs: int = 1, memory: int | None = None, warm: bool = True,
-                     on_event: Event | None = None) -> list[Result]:
+                     on_event: Event | None = None, cluster: Any = None,
+                     ship_lock: bool = False) -> list[Result]:
     """The same inputs under several environments (each into out_root/<env>/), all jobs
     in one schedule."""
     from jwenv.schedule import available_memory
@@ -408,7 +435,7 @@ def reprocess_across(envs: Sequence[Env], inputs: list[Input], out_root: Path, *
                        on_event=on_event) for env in envs]
     return run_plans(plans, jobs=jobs, memory=memory or available_memory(), force=force,
                      retry_failed=retry_failed, warm=warm, context=context, offline=offline,
-                     cache=cache, on_event=on_event)
+                     cache=cache, on_event=on_event, cluster=cluster, ship_lock=ship_lock)
 
 
 def product_summary(path: Path) -> str:

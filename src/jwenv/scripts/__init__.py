@@ -8,7 +8,8 @@ stdout line:
 - ``make_asn.py``: associations and pipeline facts, with the release's own tools;
 - ``make_program.py``: the synthetic offline program and its CRDS cache (jwenv.offline);
 - ``worker.py``: a warm worker that runs strun jobs in-process (jwenv.workers);
-- ``bestrefs.py``: best references under two contexts, by the release's crds (jwenv.refs).
+- ``bestrefs.py``: best references under two contexts, by the release's crds (jwenv.refs);
+- ``crds_sync.py``: fetch (offline: check) the references inputs need (jwenv.refs.sync).
 
 The CRDS variables they run with come from jwenv.crds, like every run's.
 """
