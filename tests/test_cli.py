@@ -184,3 +184,22 @@ def test_install_of_a_product_points_to_like(product):
     line = _one_line_error(cli("install", product), "is a data product",
                            f"jwenv install --like {product}")
     assert "source directory" not in line
+
+
+def test_install_lock_into_an_existing_name_is_a_no_op_or_refused(installed, tmp_path):
+    lock = tmp_path / "env.lock"
+    assert cli("export", installed, "-o", str(lock)).returncode == 0
+    same = cli("install", "--lock", str(lock), "--check", "import")
+    assert same.returncode == 0 and "identical to" in same.stderr, same.stderr
+    before = json.loads(cli("info", installed, "--json").stdout)
+    jwst_pin = next(p for p in before["packages"] if p.startswith("jwst"))
+    changed = tmp_path / "changed.lock"
+    changed.write_text(lock.read_text().replace(jwst_pin, "jwst==9.9.8"))
+    line = _one_line_error(cli("install", "--lock", str(changed), "--check", "import"),
+                           "9.9.9 is installed but differs from", "jwst==9.9.8 in the lock",
+                           "--force")
+    assert "already installed" not in line
+    after = json.loads(cli("info", installed, "--json").stdout)
+    assert after["created"] == before["created"]  # untouched
+    # an explicit --name of an existing environment is checked the same way
+    _one_line_error(cli("install", "--lock", str(changed), "--name", installed), "--force")

@@ -60,3 +60,17 @@ def test_bad_locks(tmp_path, text, message):
         locks.read_lock(path)
     with pytest.raises(BadInput, match="cannot read lock file"):
         locks.read_lock(tmp_path / "missing.lock")
+
+
+def test_differences_name_what_differs(tmp_path):
+    path = tmp_path / "x.lock"
+    manifest = _manifest({})
+    path.write_text(locks.export_lock(manifest))
+    lock = locks.read_lock(path)
+    assert locks.differences(lock, manifest) == []
+    path.write_text(locks.export_lock(manifest).replace("numpy==1.25.2", "NumPy==1.24.0")
+                    .replace("# python: 3.11.7", "# python: 3.11.9"))
+    found = locks.differences(locks.read_lock(path), manifest, "jwst_1200.pmap")
+    assert found == ["numpy==1.25.2 installed, NumPy==1.24.0 in the lock",
+                     "Python 3.11.7 installed, 3.11.9 in the lock",
+                     "CRDS context jwst_1166.pmap pinned, jwst_1200.pmap asked for"]

@@ -36,6 +36,10 @@ class EnvNotFound(JwenvError):
     """The named environment is not installed (or not complete)."""
 
 
+class Conflict(JwenvError):
+    """The request disagrees with what is installed under that name (e.g. another lock)."""
+
+
 class InstallFailed(JwenvError):
     """Every way of building the environment failed."""
 

@@ -18,7 +18,7 @@ from filelock import FileLock
 
 from jwenv import crds, health, interpreters, locks, releases, strategies
 from jwenv.backends import Backend, InstallPlan, get_backend, tail
-from jwenv.errors import BadInput, IndexUnreachable, InstallFailed, NoInterpreter
+from jwenv.errors import BadInput, Conflict, IndexUnreachable, InstallFailed, NoInterpreter
 from jwenv.runner import run_environ
 from jwenv.store import Manifest, Store, validate_name
 
@@ -111,7 +111,7 @@ class Installer:
         # Cached fast path: a plain version (or --name) that is already installed needs
         # no index, no interpreter discovery, no lock.
         early = self.options.name or (self.spec if releases.is_plain_version(self.spec) else None)
-        if early:
+        if early and not self.options.lock:  # a lock is compared first (see _reuse)
             found = self._reuse(early)
             if found is not None:
                 return found
@@ -160,6 +160,16 @@ class Installer:
         manifest = self.store.read_manifest(name)
         if manifest is None or not self.store.usable(manifest):
             return None
+        if self._lock is not None:  # the same as the lock, or refused: never silently other
+            found = locks.differences(self._lock, manifest, self.options.crds_context)
+            if found:
+                more = f" (and {len(found) - 2} more)" if len(found) > 2 else ""
+                raise Conflict(f"{name} is installed but differs from {self.options.lock}: "
+                               f"{'; '.join(found[:2])}{more}; rebuild it from the lock with "
+                               f"--force, or install the lock under another --name")
+            self.progress("cached", f"{name} is already installed, identical to "
+                                    f"{self.options.lock}")
+            return manifest
         self.progress("cached", f"{name} is already installed")
         return manifest
 

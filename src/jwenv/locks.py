@@ -10,6 +10,7 @@ numpy and setuptools, so build constraints and the date cut-off travel with it).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +72,33 @@ class Lock:
                                    or json.dumps(list(WHEELS_ONLY))),
             notes=[f"from lock of jwst {self.jwst_version}"],
         )
+
+
+def _by_name(lines: list[str]) -> dict[str, str]:
+    """`name==1.0` and `name @ url` lines by normalised name (PEP 503)."""
+    out = {}
+    for line in lines:
+        name = re.split(r"\s*(?:==|@|===)\s*", line, maxsplit=1)[0]
+        out[re.sub(r"[-_.]+", "-", name).lower()] = line.strip()
+    return out
+
+
+def differences(lock: Lock, manifest: Manifest, context: str | None = None) -> list[str]:
+    """How an installed environment differs from a lock: packages, Python, CRDS context
+    (`context`: the one asked for, default the lock's). Empty when they are the same."""
+    found: list[str] = []
+    want, have = _by_name(lock.pins), _by_name(manifest.packages)
+    for name in sorted(set(want) | set(have)):
+        if want.get(name) != have.get(name):
+            found.append(f"{have.get(name) or f'no {name}'} installed, "
+                         f"{want.get(name) or f'no {name}'} in the lock")
+    if lock.python and lock.python != manifest.python_version:
+        found.append(f"Python {manifest.python_version} installed, {lock.python} in the lock")
+    context = context or lock.context
+    if context and context != manifest.crds_context:
+        found.append(f"CRDS context {manifest.crds_context or '(none)'} pinned, {context} "
+                     "asked for")
+    return found
 
 
 def read_lock(path: Path) -> Lock:
