@@ -866,11 +866,12 @@ class _ChainDisplay:
         elif kind == "skip":
             self.counts["skip"] += 1
         if self.progress is not None:
-            running = ", ".join(r.split(": ", 1)[-1] for r in self.running[:3])
-            more = f" +{len(self.running) - 3}" if len(self.running) > 3 else ""
+            first = self.running[0].split(": ", 1)[-1] if self.running else "-"
+            first = first if len(first) <= 40 else first[:39] + "…"
+            more = f" +{len(self.running) - 1}" if len(self.running) > 1 else ""
             self.progress.update(self.task, description=(
                 f"{self.counts['done']} done, {self.counts['fail']} failed, "
-                f"{self.counts['skip']} skipped; running: {running or '-'}{more}"))
+                f"{self.counts['skip']} skipped; running {first}{more}"))
             if kind in ("fail", "skip", "warn", "note"):
                 self.progress.console.print(f"{_MARKS.get(kind, '')} {escape(detail)}")
             return
