@@ -184,3 +184,17 @@ def test_fingerprint_changes_with_the_file(tmp_path):
     with fits.open(f, mode="update") as hdul:
         hdul[0].header["FILTER"] = "F150W"
     assert plan.fingerprint([f]) != before
+
+
+def test_a_directory_gives_each_exposures_lowest_level(tmp_path):
+    d = tmp_path / "download"
+    uncal = exposure(d, 1, 1)
+    exposure(d, 1, 1, level="rate")
+    rate = exposure(d, 1, 2, level="rate")
+    exposure(d, 1, 2, level="cal")
+    (d / "notes.txt").write_text("")
+    assert plan.expand([d]) == [uncal, rate]
+    assert [i.stage for i in plan.classify([d])] == [1, 2]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInput, match="holds no exposures"):
+        plan.classify([tmp_path / "empty"])

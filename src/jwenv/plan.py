@@ -79,13 +79,36 @@ def exposure_base(name: str) -> str:
     return m.group("base") if m else Path(name).name.rsplit("_", 1)[0]
 
 
+def expand(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; a directory (an archive download) gives, per exposure, its
+    lowest-level product there (uncal, else rate/rateints, else cal/calints)."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            out.append(path)
+            continue
+        best: dict[str, tuple[int, Path]] = {}
+        for f in sorted(path.glob("*.fits")):
+            m = _PRODUCT.match(f.name)
+            if m is None or m.group("suffix") not in SUFFIX_STAGE:
+                continue
+            stage = SUFFIX_STAGE[m.group("suffix")]
+            if m.group("base") not in best or stage < best[m.group("base")][0]:
+                best[m.group("base")] = (stage, f)
+        if not best:
+            raise BadInput(f"{raw} holds no exposures (*_uncal, *_rate, *_cal .fits)")
+        out += [f for _stage, f in sorted(best.values(), key=lambda x: x[1].name)]
+    return out
+
+
 def classify(paths: Sequence[Path]) -> list[Input]:
     """Validate every input before anything is written (one-line errors)."""
     if not paths:
         raise BadInput("no inputs: give *_uncal.fits, *_rate.fits, *_cal.fits or an "
                        "association (.json)")
     found: list[Input] = []
-    for raw in paths:
+    for raw in expand(paths):
         path = Path(raw).absolute()
         if not path.is_file():
             raise BadInput(f"no such input: {raw}")
