@@ -130,6 +130,17 @@ class RealEnv:
         return {**self.env.environ(offline=True if cache else None, cache=cache), **extra}
 
 
+def tiny_fits(path: Path, **header) -> Path:
+    """A primary header with `header` and a 4×4 SCI extension (None values are left out)."""
+    hdu = fits.PrimaryHDU()
+    for key, value in header.items():
+        if value is not None:
+            hdu.header[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList([hdu, fits.ImageHDU(np.zeros((4, 4), "f4"), name="SCI")]).writeto(path)
+    return path
+
+
 # -- exposures shaped like a program's ----------------------------------------------------
 PROGRAM = "01234"
 

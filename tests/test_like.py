@@ -6,23 +6,16 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-from astropy.io import fits
 from packaging.version import Version
 
-from helpers import cli, jwenv, one_line_error, strun_report
+from helpers import cli, jwenv, one_line_error, strun_report, tiny_fits
 from jwenv import like, releases
 from jwenv.errors import BadInput, UnknownVersion
 
 
 def _product(path: Path, **header) -> Path:
-    hdu = fits.PrimaryHDU()
-    for key, value in {"TELESCOP": "JWST", **header}.items():
-        hdu.header[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([hdu, fits.ImageHDU(np.zeros((4, 4), "f4"), name="SCI")]).writeto(path)
-    return path
+    return tiny_fits(path, **{"TELESCOP": "JWST", **header})
 
 
 def _index(*versions: str):

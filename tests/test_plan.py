@@ -5,28 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from astropy.io import fits
 
-from helpers import exposure, program
+from helpers import exposure, program, tiny_fits
 from jwenv import plan
 from jwenv.errors import BadInput, JwenvError
 
 
 # -- inputs ---------------------------------------------------------------------------------
-def _fits(path: Path, **header) -> Path:
-    hdu = fits.PrimaryHDU()
-    for key, value in header.items():
-        hdu.header[key] = value
-    fits.HDUList([hdu, fits.ImageHDU(np.zeros((4, 4), "f4"), name="SCI")]).writeto(path)
-    return path
-
-
 def test_classify_levels_and_backgrounds(tmp_path):
-    uncal = _fits(tmp_path / "jw1_uncal.fits", TELESCOP="JWST", EXP_TYPE="NRC_IMAGE")
-    rate = _fits(tmp_path / "jw2_rate.fits", TELESCOP="JWST", BKGDTARG=True)
-    cal = _fits(tmp_path / "jw3_cal.fits", TELESCOP="JWST")
+    uncal = tiny_fits(tmp_path / "jw1_uncal.fits", TELESCOP="JWST", EXP_TYPE="NRC_IMAGE")
+    rate = tiny_fits(tmp_path / "jw2_rate.fits", TELESCOP="JWST", BKGDTARG=True)
+    cal = tiny_fits(tmp_path / "jw3_cal.fits", TELESCOP="JWST")
     items = plan.classify([uncal, rate, cal])
     assert [(i.stage, i.background, i.base) for i in items] == [
         (1, False, "jw1"), (2, True, "jw2"), (3, False, "jw3")]
@@ -35,8 +26,8 @@ def test_classify_levels_and_backgrounds(tmp_path):
 
 
 def test_association_input(tmp_path):
-    sci = _fits(tmp_path / "jw1_rate.fits", TELESCOP="JWST")
-    bkg = _fits(tmp_path / "jw2_rate.fits", TELESCOP="JWST")
+    sci = tiny_fits(tmp_path / "jw1_rate.fits", TELESCOP="JWST")
+    bkg = tiny_fits(tmp_path / "jw2_rate.fits", TELESCOP="JWST")
     asn = tmp_path / "x_image2_asn.json"
     asn.write_text(json.dumps({"asn_type": "image2", "products": [{"members": [
         {"expname": "jw1_rate.fits", "exptype": "science"},
@@ -50,7 +41,7 @@ def test_association_input(tmp_path):
                                                 ("1,3", "consecutive"), ("x", "stage numbers"),
                                                 ("1", "start at stage 2")])
 def test_bad_stages(tmp_path, value, message):
-    items = plan.classify([_fits(tmp_path / "a_rate.fits", TELESCOP="JWST")])
+    items = plan.classify([tiny_fits(tmp_path / "a_rate.fits", TELESCOP="JWST")])
     with pytest.raises(BadInput, match=message):
         plan.parse_stages(value, items)
 

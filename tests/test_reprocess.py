@@ -9,29 +9,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from astropy.io import fits
 
-from helpers import cli, exposure, jwenv, one_line_error
+from helpers import cli, exposure, jwenv, one_line_error, tiny_fits
 from helpers import program as fake_program
 from jwenv import offline
 from jwenv.record import Record
 
 
-def _fits(path: Path, **header) -> Path:
-    hdu = fits.PrimaryHDU()
-    for key, value in header.items():
-        hdu.header[key] = value
-    fits.HDUList([hdu, fits.ImageHDU(np.zeros((4, 4), "f4"), name="SCI")]).writeto(path)
-    return path
-
-
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda d: _fits(d / "x_uncal.fits", TELESCOP="HST"), "is not a JWST product"),
+    (lambda d: tiny_fits(d / "x_uncal.fits", TELESCOP="HST"), "is not a JWST product"),
     (lambda d: (d / "x_uncal.fits").write_text("not fits") and d / "x_uncal.fits",
      "is not a FITS file"),
-    (lambda d: _fits(d / "x_weird.fits", TELESCOP="JWST"), "cannot tell the stage"),
+    (lambda d: tiny_fits(d / "x_weird.fits", TELESCOP="JWST"), "cannot tell the stage"),
     (lambda d: d / "missing_uncal.fits", "no such input"),
     (lambda d: (d / "e_asn.json").write_text('{"asn_type": "image3", "products": []}')
      and d / "e_asn.json", "empty association"),
