@@ -111,3 +111,21 @@ def test_commands_that_cannot_start_are_one_line_with_shell_codes(installed, tmp
     assert out.returncode == 126 and out.stderr.startswith("jwenv: error: permission denied")
     out = jwenv("run", installed, "--", str(tmp_path / "missing.sh"))
     assert out.returncode == 127 and "cannot run" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pip_outside_the_environment_is_never_reached(installed, tmp_path):
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    for tool in ("pip", "pip3", "pip3.11"):
+        (shims / tool).write_text(f"#!/bin/sh\ntouch {tmp_path}/reached-{tool}\n")
+        (shims / tool).chmod(0o755)
+    environ = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}")
+    for tool in ("pip", "pip3", "pip3.11"):
+        out = jwenv("run", installed, "--", tool, "install", "x", env=environ)
+        assert out.returncode == 127 and not (tmp_path / f"reached-{tool}").exists()
+        assert out.stderr.strip() == (
+            f"jwenv: error: this environment has no {tool} (one further along PATH would "
+            f"install into another Python): use `jwenv pip {installed} -- install PACKAGE`")
+    # an explicit path is the user's choice
+    out = jwenv("run", installed, "--", str(shims / "pip"), env=environ)
+    assert out.returncode == 0 and (tmp_path / "reached-pip").exists()

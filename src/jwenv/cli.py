@@ -140,6 +140,14 @@ def install_with_progress(spec: str, options: InstallOptions) -> Env:
 
 
 # -- run / shell / env ---------------------------------------------------------
+ContextOpt = Annotated[str | None, typer.Option(
+    "--crds-context", help="Another CRDS context than the environment's pin (this time only)")]
+OfflineOpt = Annotated[bool | None, typer.Option(
+    "--offline/--online", help="CRDS serverless mode against the local CRDS_PATH cache "
+                               "(default: $JWENV_OFFLINE)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+
 def _like(spec: str, *, install: bool, options: InstallOptions | None = None) -> Env:
     """`@PRODUCT`: the environment of the release and context that made it (reused when
     one is installed, whatever its name; else built when `install`)."""
@@ -205,17 +213,24 @@ def run(
 @app.command()
 def shell(
     name: Annotated[str, typer.Argument(help="Environment name")],
-    crds_context: Annotated[str | None, typer.Option()] = None,
-    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+    crds_context: ContextOpt = None,
+    offline: OfflineOpt = None,
+    use: Annotated[str | None, typer.Option(
+        "--shell", help="The shell to start (default: $SHELL); bash, zsh, fish and sh get "
+                        "the environment first on PATH after their rc files")] = None,
 ) -> None:
-    """Start an interactive shell with the environment active (exit to leave)."""
+    """Start an interactive shell with the environment active, even after rc files that
+    put pyenv or conda first on PATH (exit to leave)."""
+    from jwenv import shells
     from jwenv.envs import Env
 
     env = Env.get(name)
-    sh = os.environ.get("SHELL") or "/bin/sh"
-    _console(stderr=True).print(f"jwenv: entering {env.name} (jwst {env.manifest.jwst_version}, "
-                                f"CRDS {env.context}); exit to leave")
-    raise typer.Exit(env.run([sh, "-i"], context=crds_context, offline=offline))
+    console = _console(stderr=True)
+    console.print(f"jwenv: entering {env.name} (jwst {env.manifest.jwst_version}, "
+                  f"CRDS {crds_context or env.context}); exit to leave", markup=False)
+    raise typer.Exit(shells.start(env, use, context=crds_context, offline=offline,
+                                  on_note=lambda n: console.print(f"jwenv: {n}",
+                                                                  markup=False)))
 
 
 @app.command("env")

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -77,11 +78,26 @@ def require_command(cmd: Sequence[str]) -> None:
         raise BadInput("no command given: jwenv run NAME -- CMD [ARGS...]")
 
 
+# `pip`, `pip3`, `pip3.11`: environments have none, and one found further along PATH
+# would install into another Python, silently.
+_PIP = re.compile(r"^pip(\d+(\.\d+)*)?$")
+
+
+def no_pip(env_name: str, cmd: str = "pip") -> str:
+    """The one line said when `pip` would not be the environment's own."""
+    return (f"this environment has no {cmd} (one further along PATH would install into "
+            f"another Python): use `jwenv pip {env_name} -- install PACKAGE`")
+
+
 def which_in(cmd: str, environ: Mapping[str, str]) -> str:
-    """Resolve the program with the run's PATH, so `strun` means the env's strun."""
+    """Resolve the program with the run's PATH, so `strun` means the env's strun; a `pip`
+    that is not the environment's own is refused."""
     if os.sep in cmd:
         return cmd
     found = shutil.which(cmd, path=environ.get("PATH"))
+    venv = environ.get("VIRTUAL_ENV")
+    if venv and _PIP.match(cmd) and not (found and Path(found).parent == Path(venv) / "bin"):
+        raise CommandFailed(no_pip(environ.get("JWENV_ENV") or "NAME", cmd), 127)
     if not found:
         raise CommandFailed(f"command not found in the environment: {cmd}", 127)
     return found
