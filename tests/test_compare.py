@@ -248,6 +248,34 @@ def test_chunked_figures_equal_whole_array(tmp_path: Path) -> None:
     assert reference["n_beyond_tolerance"] > 100 and reference["became_nan"] > 0
 
 
+def test_every_pixel_differs_figures_equal_numpy(tmp_path: Path) -> None:
+    """A flat change (every pixel differs: the buffer-reusing path) with NaN changes in
+    some chunks and a zero B pixel (excluded from the relative figure)."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(10.0, 2.0, size=(64, 50)).astype(np.float32)
+    b = (a * np.float32(1.01)).astype(np.float32)
+    a[3, :4] = np.nan  # NaN in both (different payloads are still "NaN in both")
+    b[3, :4] = np.float32("nan")
+    b[40, 7] = np.nan  # became NaN
+    a[50, 9] = np.nan  # stopped being NaN
+    b[10, 10] = 0.0
+    fa = write_product(tmp_path / "a.fits", sci=a)
+    fb = write_product(tmp_path / "b.fits", sci=b)
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    both = ~np.isnan(x) & ~np.isnan(y)
+    d = np.abs(x - y)[both]
+    nonzero = y[both] != 0
+    for chunk in (64, 1000, a.size):
+        sci = image(compare_paths(fa, fb, chunk_elements=chunk), "SCI")
+        assert (sci.nan_a, sci.nan_b, sci.became_nan, sci.stopped_nan) == (5, 5, 1, 1)
+        assert sci.n_beyond_tolerance == int((d > 1e-7 + 1e-5 * np.abs(y[both])).sum())
+        assert sci.n_different == a.size - 4
+        assert sci.max_abs_diff == pytest.approx(float(d.max()), rel=1e-12)
+        assert sci.max_rel_diff == pytest.approx(
+            float((d[nonzero] / np.abs(y[both][nonzero])).max()), rel=1e-12)
+        assert sci.mean_abs_diff == pytest.approx(float(d.mean()), rel=1e-9)
+
+
 def test_compare_arrays_dq_cube_chunked() -> None:
     a = np.zeros((2, 3, 8, 8), dtype=np.uint8)  # GROUPDQ-like
     b = a.copy()
