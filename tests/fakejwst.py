@@ -173,3 +173,25 @@ def build_source_tree(dest: Path, version: str = "9.9.8") -> Path:
     (dest / "fake_backend.py").write_text(
         BACKEND.replace("VERSION)", f'"{version}")'))
     return dest
+
+
+def build_package_wheel(dest: Path, name: str, version: str,
+                        requires: tuple[str, ...] = ()) -> Path:
+    """A minimal pure-Python wheel `name` (a module of that name) requiring `requires`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    dist = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    files = {
+        f"{name}.py": f'__version__ = "{version}"\n'.encode(),
+        f"{dist}/METADATA": meta.encode(),
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: jwenv-tests\nRoot-Is-Purelib: true\n"
+                         b"Tag: py3-none-any\n",
+    }
+    record = [_record_line(n, d) for n, d in files.items()] + [f"{dist}/RECORD,,"]
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel

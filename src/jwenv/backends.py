@@ -140,6 +140,15 @@ class UvBackend(Backend):
         env.setdefault("UV_NO_PROGRESS", "1")
         return env
 
+    def environ(self) -> dict[str, str]:
+        """What uv runs with (no other Python's variables, no interpreter downloads)."""
+        return self._env()
+
+    def plan_args(self, plan: InstallPlan, where: Path) -> list[str]:
+        """`uv pip install` options carrying a plan's constraints, build constraints,
+        date cut-offs and wheels-only packages (files written into `where`)."""
+        return self._plan_args(plan, plan.write_files(where))
+
     def create(self, *, env_dir, python, log):
         # --relocatable: console-script shebangs survive the rename from staging.
         rc = _stream([uv_bin(), "venv", "--relocatable", "--python", str(python), str(env_dir)],

@@ -257,6 +257,27 @@ def env_cmd(
         sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
 
 
+# -- pip / kernel ----------------------------------------------------------------
+@app.command("pip", context_settings=PASSTHROUGH,
+             options_metavar="-- install|uninstall|list|show|freeze|tree|check [ARGS ...]")
+def pip_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Environment name")],
+) -> None:
+    """Install packages into an environment (uv pip against its own python), keeping the
+    versions installed unless --upgrade: jwenv pip 1.20.2 -- install photutils"""
+    from jwenv import packages
+    from jwenv.envs import Env
+
+    env = Env.get(name)
+    result = packages.pip(env, list(ctx.args))
+    if result.added or result.removed:
+        what = ", ".join(result.added) or f"removed {', '.join(result.removed)}"
+        _console(stderr=True).print(f"jwenv: {env.name}: {what}; recorded in its manifest and "
+                                    f"lock (jwenv export {env.name})", markup=False)
+    raise typer.Exit(result.code)
+
+
 # -- list / info / remove / pin -----------------------------------------------
 def _summary(env: Env, with_size: bool = True) -> dict[str, Any]:
     m = env.manifest

@@ -311,6 +311,7 @@ class Installer:
             release_date=(release.release_date.isoformat()
                           if release and release.release_date else None),
             health=report, packages=backend.freeze(env_dir=staging), plan=plan.to_dict(),
+            added=self._lock.added if self._lock is not None else [],
         )
         shutil.copyfile(log, staging / "jwenv-install.log")
         return staging, manifest

@@ -37,6 +37,8 @@ def export_lock(manifest: Manifest) -> str:
         "exclude-newer-packages": json.dumps(plan.get("exclude_newer_packages") or {}),
         # environments built before plans recorded it had the same wheels-only stack
         "only-binary": json.dumps(plan.get("only_binary", list(WHEELS_ONLY))),
+        # what `jwenv pip` and `jwenv kernel` added (their pins are among the lines below)
+        "added": json.dumps(manifest.added),
         "created": manifest.created,
     }
     lines = [MAGIC, *(f"# {k}: {v}" for k, v in header.items()), *manifest.packages]
@@ -59,6 +61,10 @@ class Lock:
     @property
     def context(self) -> str:
         return self.header.get("crds-context", "")
+
+    @property
+    def added(self) -> list[str]:
+        return list(json.loads(self.header.get("added") or "[]"))
 
     def plan(self) -> InstallPlan:
         when = self.header.get("exclude-newer") or None

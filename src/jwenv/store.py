@@ -70,6 +70,7 @@ class Manifest:
     health: dict[str, Any] = field(default_factory=dict)
     packages: list[str] = field(default_factory=list)  # the lock: name==version lines
     plan: dict[str, Any] = field(default_factory=dict)  # what the installer was given
+    added: list[str] = field(default_factory=list)  # requirements added later (`jwenv pip`)
     schema: int = MANIFEST_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
