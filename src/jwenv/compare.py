@@ -83,6 +83,11 @@ PRODUCT_EXTENSIONS = (*FITS_EXTENSIONS, ".ecsv", ".asdf")
 # 64 Ki pixels: a float64 buffer (512 kB) stays in the CPU cache across the dozen passes
 # made over it, and peak memory stays flat however large the file is.
 DEFAULT_CHUNK_ELEMENTS = 1 << 16
+# Catalog sources match when mutual nearest neighbours on the sky within this distance:
+# 3 NIRCam short-wave pixels, 2 MIRI pixels; `--match-radius` to change.
+DEFAULT_MATCH_RADIUS_ARCSEC = 0.2
+# Where a catalog's sky position is (jwst's source catalogs), checked first.
+SKY_POSITION_COLUMNS: tuple[str, ...] = ("sky_centroid",)
 
 # Structure keywords whose changes already show up as shape/dtype/column changes.
 _STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS*", "PCOUNT", "GCOUNT", "EXTEND",
@@ -227,6 +232,7 @@ class ColumnDiff(_Record):
     dtype_b: str
     max_abs_diff: float | None = None  # None for non-numeric columns
     n_different: int = 0  # elements beyond tolerance, NaN changes, or unequal (non-numeric)
+    period: float | None = None  # angles: differences taken modulo this (360, or 180)
     _computed: ClassVar[tuple[str, ...]] = ("identical",)
 
     @property
@@ -236,7 +242,14 @@ class ColumnDiff(_Record):
 
 @dataclass
 class TableDiff(_Record):
-    """A BinTable HDU or an ECSV catalog. Columns are compared only if row counts match."""
+    """A BinTable HDU or an ECSV catalog.
+
+    Catalogs with a sky position are matched source by source (``matched_by`` names the
+    position column); other tables pair rows by position, and their columns are compared
+    only if the row counts match. Unmatched sources are listed as dicts: ``row``, ``id``
+    (the catalog's label), ``ra``, ``dec`` (degrees) and ``nearest_arcsec`` (distance to
+    the nearest source on the other side).
+    """
 
     name: str
     rows_a: int
@@ -245,12 +258,19 @@ class TableDiff(_Record):
     columns_only_in_a: list[str] = field(default_factory=list)
     columns_only_in_b: list[str] = field(default_factory=list)
     stopped_early: bool = False
+    matched_by: str = "row"  # "row", or the sky-position column sources were matched on
+    match_radius_arcsec: float | None = None
+    n_matched: int | None = None
+    max_separation_arcsec: float | None = None
+    sources_only_in_a: list[dict[str, Any]] = field(default_factory=list)
+    sources_only_in_b: list[dict[str, Any]] = field(default_factory=list)
     _nested: ClassVar[dict[str, type[_Record]]] = {"columns": ColumnDiff}
 
     @property
     def identical(self) -> bool:
         return (self.rows_a == self.rows_b and not self.columns_only_in_a
-                and not self.columns_only_in_b and all(c.identical for c in self.columns))
+                and not self.columns_only_in_b and not self.sources_only_in_a
+                and not self.sources_only_in_b and all(c.identical for c in self.columns))
 
 
 @dataclass
@@ -332,18 +352,21 @@ def compare_paths(
     ignore_hdus: Iterable[str] = DEFAULT_IGNORED_HDUS,
     ignore_fields: Iterable[str] = DEFAULT_IGNORED_FIELDS,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    match_radius: float = DEFAULT_MATCH_RADIUS_ARCSEC,
 ) -> Comparison:
     """Compare two product files, or two directories of products.
 
     Directories are walked recursively; files pair up by identical relative path, then by
     product suffix plus the rest of the name once differing prefixes are stripped.
     ``quick`` stops at the first difference beyond tolerance (figures are then partial).
+    Catalog sources are matched on the sky within ``match_radius`` arcseconds.
     """
     a, b = Path(a), Path(b)
     opts = _Options(rtol=rtol, atol=atol, quick=quick, chunk_elements=max(1, int(chunk_elements)),
                     ignore_keywords=tuple(k.upper() for k in ignore_keywords),
                     ignore_hdus=frozenset(h.upper() for h in ignore_hdus),
-                    ignore_fields=frozenset(f.upper() for f in ignore_fields))
+                    ignore_fields=frozenset(f.upper() for f in ignore_fields),
+                    match_radius=float(match_radius))
     result = Comparison(a=str(a), b=str(b), rtol=rtol, atol=atol, quick=quick)
     missing = [str(p) for p in (a, b) if not p.exists()]
     if missing:
@@ -403,6 +426,7 @@ class _Options:
     ignore_keywords: tuple[str, ...]
     ignore_hdus: frozenset[str]
     ignore_fields: frozenset[str] = frozenset()
+    match_radius: float = DEFAULT_MATCH_RADIUS_ARCSEC
 
     def ignored(self, keyword: str) -> bool:
         key = keyword.upper()
@@ -932,9 +956,20 @@ def _compare_table_hdus(key: str, hda: Any, hdb: Any, opts: _Options) -> TableDi
             return {}
         return {name: np.asarray(data[name]) for name in data.columns.names}
 
+    def periods(hdu: Any) -> dict[str, float]:
+        if hdu.data is None:
+            return {}
+        out = {}
+        for col in hdu.data.columns:
+            period = angle_period(col.name, col.unit)
+            if period:
+                out[col.name] = period
+        return out
+
     rows_a = 0 if hda.data is None else len(hda.data)
     rows_b = 0 if hdb.data is None else len(hdb.data)
-    return compare_columns(key, columns(hda), columns(hdb), rows_a, rows_b, opts)
+    return compare_columns(key, columns(hda), columns(hdb), rows_a, rows_b, opts,
+                           periods={**periods(hdb), **periods(hda)})
 
 
 def _compare_ecsv(a: Path, b: Path, fc: FileComparison, opts: _Options) -> None:
@@ -955,8 +990,7 @@ def _compare_ecsv(a: Path, b: Path, fc: FileComparison, opts: _Options) -> None:
     if opts.quick and fc.headers:
         fc.stopped_early = True
         return
-    fc.tables.append(compare_columns(a.name, _table_columns(ta), _table_columns(tb),
-                                     len(ta), len(tb), opts))
+    fc.tables.append(compare_catalogs(a.name, ta, tb, opts))
 
 
 def _flatten(meta: Any, prefix: str = "") -> dict[str, Any]:
@@ -970,12 +1004,32 @@ def _flatten(meta: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+_ANGLE_UNITS = frozenset({"deg", "degree", "degrees", "rad", "radian", "radians"})
+_ANGLE_NAME = re.compile(r"(^|_)(angle|pa|theta|posang|position_angle|roll)(_|$)", re.I)
+
+
+def angle_period(name: str, unit: Any = None, description: str | None = None) -> float | None:
+    """The period a column's values wrap with, in its own unit, or None if not an angle.
+
+    An ellipse's orientation (``orientation``, ``sky_orientation``: the major axis) is
+    the same after 180°; other angles (unit deg or rad, or named like one) after 360°.
+    So one release writing −180…180 and another 0…360 makes no difference.
+    """
+    unit_name = str(unit).strip().lower() if unit is not None else ""
+    orientation = "orientation" in name.lower()
+    if not (orientation or unit_name in _ANGLE_UNITS or _ANGLE_NAME.search(name)):
+        return None
+    half = orientation or "major axis" in (description or "").lower()
+    full = math.pi * 2 if unit_name.startswith("rad") else 360.0
+    return full / 2 if half else full
+
+
 def _table_columns(table: Any) -> dict[str, np.ndarray]:
     """Plain arrays per column; mixins (SkyCoord, Quantity, Time) become numbers."""
     out: dict[str, np.ndarray] = {}
     for name in table.colnames:
         col = table[name]
-        if hasattr(col, "ra") and hasattr(col, "dec"):  # SkyCoord: compare in degrees
+        if _is_sky(col):  # SkyCoord: compare in degrees
             out[f"{name}.ra"] = np.asarray(col.ra.deg, dtype=np.float64)
             out[f"{name}.dec"] = np.asarray(col.dec.deg, dtype=np.float64)
             continue
@@ -1001,24 +1055,205 @@ def _dtype_label(arr: np.ndarray) -> str:
     return label + (str(list(arr.shape[1:])) if arr.ndim > 1 else "")
 
 
+def _is_sky(col: Any) -> bool:
+    return hasattr(col, "ra") and hasattr(col, "dec") and hasattr(col, "separation")
+
+
+def _sky_column(ta: Any, tb: Any) -> str | None:
+    """The sky-position column both catalogs have: sky_centroid, else the first SkyCoord."""
+    common = [n for n in ta.colnames if n in tb.colnames and _is_sky(ta[n]) and _is_sky(tb[n])]
+    preferred = [n for n in SKY_POSITION_COLUMNS if n in common]
+    return (preferred or common or [None])[0]
+
+
+def _catalog_periods(table: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in table.colnames:
+        col = table[name]
+        if _is_sky(col):
+            out[f"{name}.ra"] = 360.0
+            continue
+        period = angle_period(name, getattr(col, "unit", None),
+                              getattr(getattr(col, "info", None), "description", None))
+        if period:
+            out[name] = period
+    return out
+
+
+def _source_id(table: Any, row: int) -> Any:
+    for name in ("label", "id", "source_id", "ID"):
+        if name in table.colnames:
+            return _json_value(np.asarray(table[name])[row].item())
+    return None
+
+
+def _unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
+    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=1)
+
+
+def _nearest_grid(src: np.ndarray, cat: np.ndarray, window_arcsec: float,
+                  block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest neighbour within a window, in numpy: unit vectors hashed into cubes as big
+    as the window, each source looking in its own and the 26 neighbouring cubes."""
+    chord = 2 * math.sin(math.radians(window_arcsec / 3600) / 2)
+    span = math.floor(1 / chord) + 2
+    width = 2 * span + 1  # cube indices run over -span..span on each axis
+
+    def keys(vectors: np.ndarray) -> np.ndarray:
+        k = np.floor(vectors / chord).astype(np.int64) + span
+        return (k[:, 0] * width + k[:, 1]) * width + k[:, 2]
+
+    order = np.argsort(keys(cat), kind="stable")
+    sorted_keys = keys(cat)[order]
+    best = np.full(len(src), -1, dtype=np.int64)
+    best_d2 = np.full(len(src), np.inf)
+    offsets = [(dx * width + dy) * width + dz
+               for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)]
+    for start in range(0, len(src), block):
+        part = src[start:start + block]
+        own = keys(part)
+        for off in offsets:
+            lo = np.searchsorted(sorted_keys, own + off, "left")
+            hi = np.searchsorted(sorted_keys, own + off, "right")
+            counts = hi - lo
+            if not counts.any():
+                continue
+            rows = np.repeat(np.arange(len(part)), counts)
+            first = np.repeat(lo - np.cumsum(counts) + counts, counts)
+            cand = order[first + np.arange(counts.sum())]
+            d2 = ((part[rows] - cat[cand]) ** 2).sum(axis=1)
+            # the best candidate per source: sort by (source, distance), keep the first
+            pick = np.lexsort((d2, rows))
+            rows, cand, d2 = rows[pick], cand[pick], d2[pick]
+            head = np.ones(rows.size, dtype=bool)
+            head[1:] = rows[1:] != rows[:-1]
+            rows, cand, d2 = rows[head], cand[head], d2[head]
+            better = d2 < best_d2[start + rows]
+            best[start + rows[better]] = cand[better]
+            best_d2[start + rows[better]] = d2[better]
+    sep = np.degrees(2 * np.arcsin(np.minimum(np.sqrt(best_d2) / 2, 1.0))) * 3600
+    far = (best < 0) | (sep > window_arcsec)
+    best[far] = -1
+    sep[far] = np.nan
+    return best, sep
+
+
+def _nearest(ra_a: np.ndarray, dec_a: np.ndarray, ra_b: np.ndarray, dec_b: np.ndarray,
+             window_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each source of A, the nearest source of B within the window: (index or -1,
+    separation in arcsec or NaN). astropy's ``match_to_catalog_sky`` when scipy (its
+    KD-tree) is installed, else the same answer from a numpy grid."""
+    try:
+        import scipy.spatial  # noqa: F401
+    except ImportError:
+        return _nearest_grid(_unit_vectors(ra_a, dec_a), _unit_vectors(ra_b, dec_b),
+                             window_arcsec)
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    idx, sep, _ = SkyCoord(ra_a * u.deg, dec_a * u.deg).match_to_catalog_sky(
+        SkyCoord(ra_b * u.deg, dec_b * u.deg))
+    idx, sep = np.asarray(idx, dtype=np.int64), np.asarray(sep.arcsec, dtype=np.float64)
+    far = sep > window_arcsec
+    idx[far] = -1
+    sep[far] = np.nan
+    return idx, sep
+
+
+def match_sources(sky_a: Any, sky_b: Any, radius_arcsec: float) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pair sources that are each other's nearest neighbour on the sky within the radius
+    (arcsec). ``sky_a``, ``sky_b`` are SkyCoord arrays (B is taken into A's frame).
+
+    Returns (rows of A, rows of B, separations in arcsec) of the pairs in A's order, and
+    for every source of A and of B the distance to its nearest neighbour on the other
+    side when that is within ``max(10 × radius, 2″)``, else NaN.
+    """
+    if sky_b.frame.name != sky_a.frame.name:
+        sky_b = sky_b.transform_to(sky_a.frame)
+    ra_a, dec_a = np.atleast_1d(sky_a.spherical.lon.deg), np.atleast_1d(sky_a.spherical.lat.deg)
+    ra_b, dec_b = np.atleast_1d(sky_b.spherical.lon.deg), np.atleast_1d(sky_b.spherical.lat.deg)
+    nearest_a, nearest_b = np.full(ra_a.size, np.nan), np.full(ra_b.size, np.nan)
+    empty = np.zeros(0, dtype=np.int64)
+    ok_a = np.flatnonzero(np.isfinite(ra_a) & np.isfinite(dec_a))
+    ok_b = np.flatnonzero(np.isfinite(ra_b) & np.isfinite(dec_b))
+    if ok_a.size == 0 or ok_b.size == 0:
+        return empty, empty, np.zeros(0), nearest_a, nearest_b
+    window = max(10 * radius_arcsec, 2.0)
+    to_b, sep_ab = _nearest(ra_a[ok_a], dec_a[ok_a], ra_b[ok_b], dec_b[ok_b], window)
+    to_a, sep_ba = _nearest(ra_b[ok_b], dec_b[ok_b], ra_a[ok_a], dec_a[ok_a], window)
+    nearest_a[ok_a], nearest_b[ok_b] = sep_ab, sep_ba
+    mutual = to_b >= 0
+    mutual[mutual] = to_a[to_b[mutual]] == np.flatnonzero(mutual)
+    mutual &= sep_ab <= radius_arcsec
+    return ok_a[mutual], ok_b[to_b[mutual]], sep_ab[mutual], nearest_a, nearest_b
+
+
+def compare_catalogs(name: str, ta: Any, tb: Any, opts: _Options) -> TableDiff:
+    """Two source catalogs (astropy Tables): sources matched on the sky where both have a
+    sky position (else rows by position), unmatched sources listed, then the matched
+    sources' columns compared, angles modulo their period."""
+    cols_a, cols_b = _table_columns(ta), _table_columns(tb)
+    periods = {**_catalog_periods(tb), **_catalog_periods(ta)}
+    # Sky positions: atol only (1e-7 deg = 0.36 mas); rtol on degrees would let a source
+    # move 1.9 arcsec at RA 53 degrees and still count as identical.
+    absolute = frozenset(n for t in (ta, tb) for c in t.colnames if _is_sky(t[c])
+                         for n in (f"{c}.ra", f"{c}.dec"))
+    sky = _sky_column(ta, tb)
+    if sky is None:
+        return compare_columns(name, cols_a, cols_b, len(ta), len(tb), opts, periods=periods,
+                               absolute=absolute)
+    rows_a, rows_b, sep, near_a, near_b = match_sources(ta[sky], tb[sky], opts.match_radius)
+    result = compare_columns(name, cols_a, cols_b, len(ta), len(tb), opts, periods=periods,
+                             absolute=absolute, pairs=(rows_a, rows_b))
+    result.matched_by = sky
+    result.match_radius_arcsec = opts.match_radius
+    result.n_matched = int(rows_a.size)
+    result.max_separation_arcsec = float(sep.max()) if sep.size else None
+
+    def unmatched(table: Any, matched: np.ndarray, nearest: np.ndarray) -> list[dict[str, Any]]:
+        coords = table[sky]
+        ra, dec = np.atleast_1d(coords.spherical.lon.deg), np.atleast_1d(coords.spherical.lat.deg)
+        return [{"row": int(i), "id": _source_id(table, int(i)),
+                 "ra": _json_value(float(ra[i])), "dec": _json_value(float(dec[i])),
+                 "nearest_arcsec": _json_value(float(nearest[i])) if nearest[i] == nearest[i]
+                 else None}
+                for i in sorted(set(range(len(table))) - set(matched.tolist()))]
+
+    result.sources_only_in_a = unmatched(ta, rows_a, near_a)
+    result.sources_only_in_b = unmatched(tb, rows_b, near_b)
+    return result
+
+
 def compare_columns(name: str, cols_a: dict[str, np.ndarray], cols_b: dict[str, np.ndarray],
-                    rows_a: int, rows_b: int, opts: _Options) -> TableDiff:
-    """Per-column figures; rows are paired by position, so only when row counts match."""
+                    rows_a: int, rows_b: int, opts: _Options, *,
+                    periods: dict[str, float] | None = None,
+                    absolute: frozenset[str] = frozenset(),
+                    pairs: tuple[np.ndarray, np.ndarray] | None = None) -> TableDiff:
+    """Per-column figures. Rows are paired by ``pairs`` (rows of A, rows of B), or by
+    position, and then only when the row counts match. Columns in ``periods`` are
+    angles, compared modulo their period; those in ``absolute`` with atol only."""
     result = TableDiff(name=name, rows_a=rows_a, rows_b=rows_b,
                        columns_only_in_a=[c for c in cols_a if c not in cols_b],
                        columns_only_in_b=[c for c in cols_b if c not in cols_a])
-    if rows_a != rows_b:
+    if pairs is None and rows_a != rows_b:
         return result
+    n_rows = rows_a if pairs is None else len(pairs[0])
+    periods = periods or {}
     for col in (c for c in cols_a if c in cols_b and c.upper() not in opts.ignore_fields):
         xa, xb = cols_a[col], cols_b[col]
+        if pairs is not None:
+            xa, xb = xa[pairs[0]], xb[pairs[1]]
         cd = ColumnDiff(name=col, dtype_a=_dtype_label(xa), dtype_b=_dtype_label(xb))
         numeric = xa.dtype.kind in "iuf" and xb.dtype.kind in "iuf"
         if xa.shape != xb.shape:
-            cd.n_different = rows_a
+            cd.n_different = n_rows
         elif numeric:
             scratch = ImageDiff(extension=col)
+            cd.period = periods.get(col)
             _accumulate(scratch, xa.astype(np.float64).ravel(), xb.astype(np.float64).ravel(),
-                        opts.rtol, opts.atol)
+                        0.0 if col in absolute else opts.rtol, opts.atol, period=cd.period)
             cd.max_abs_diff = scratch.max_abs_diff
             cd.n_different = (scratch.n_beyond_tolerance + scratch.became_nan
                               + scratch.stopped_nan)
@@ -1036,7 +1271,8 @@ def compare_columns(name: str, cols_a: dict[str, np.ndarray], cols_b: dict[str, 
 __all__ = [
     "DEFAULT_ATOL", "DEFAULT_CHUNK_ELEMENTS", "DEFAULT_IGNORED", "DEFAULT_IGNORED_FIELDS",
     "DEFAULT_IGNORED_HDUS",
-    "DEFAULT_RTOL", "DQ_EXTENSIONS", "DQ_FLAGS", "VERSION_KEYWORDS", "ColumnDiff",
-    "Comparison", "FileComparison", "FlagChange", "ImageDiff", "KeywordDiff", "Provenance",
-    "TableDiff", "compare_arrays", "compare_paths", "pair_products",
+    "DEFAULT_MATCH_RADIUS_ARCSEC", "DEFAULT_RTOL", "DQ_EXTENSIONS", "DQ_FLAGS",
+    "SKY_POSITION_COLUMNS", "VERSION_KEYWORDS", "ColumnDiff", "Comparison", "FileComparison",
+    "FlagChange", "ImageDiff", "KeywordDiff", "Provenance", "TableDiff", "angle_period",
+    "compare_arrays", "compare_catalogs", "compare_paths", "match_sources", "pair_products",
 ]
