@@ -278,6 +278,63 @@ def pip_cmd(
     raise typer.Exit(result.code)
 
 
+@app.command()
+def kernel(
+    words: Annotated[list[str], typer.Argument(
+        metavar="NAME | remove NAME | list",
+        help="An environment to register as a Jupyter kernel; `remove NAME` (an environment "
+             "or a kernel name); `list` (jwenv's kernels)")],
+    crds_context: ContextOpt = None,
+    offline: OfflineOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A Jupyter kernel of an environment ("jwst 1.20.2 (jwst_1464.pmap)"): ipykernel of the
+    release's era added to it, CRDS set as for a run before jwst is imported.
+    $JUPYTER_DATA_DIR moves where kernelspecs go."""
+    import time
+
+    from jwenv import kernels
+    from jwenv.envs import Env
+    from jwenv.errors import BadInput
+    from jwenv.store import Store
+
+    verb, rest = (words[0], words[1:]) if words[0] in ("list", "remove") else ("add", words)
+    if (verb == "list" and rest) or (verb != "list" and len(rest) != 1):
+        raise BadInput("usage: jwenv kernel NAME | jwenv kernel remove NAME | jwenv kernel list")
+    if verb == "list":
+        found = kernels.listed()
+        if as_json:
+            _json_out([k.to_dict() for k in found])
+            return
+        console = _console()
+        if not found:
+            console.print("no jwenv kernels yet: jwenv kernel NAME")
+        names = set(Store().names())
+        for k in found:
+            gone = "" if k.env in names else "  (environment removed)"
+            console.print(f"{k.name:28} {k.display_name}  {k.path}{gone}", markup=False)
+        return
+    if verb == "remove":
+        gone = kernels.remove(rest[0])
+        if as_json:
+            _json_out([k.to_dict() for k in gone])
+            return
+        for k in gone:
+            _console().print(f"removed kernel {k.name} ({k.display_name})", markup=False)
+        return
+    env = Env.get(rest[0])
+    err = _console(stderr=True)
+    log = env.store.logs_dir / f"{env.name}-kernel-{int(time.time())}.log"
+    made = kernels.install(env, context=crds_context, offline=offline, log=log,
+                           on_event=lambda _k, d: err.print(f"jwenv: {d}", markup=False))
+    log.unlink(missing_ok=True)  # kept only when adding ipykernel failed
+    if as_json:
+        _json_out(made.to_dict())
+        return
+    _console().print(f"✓ kernel {made.name}: \"{made.display_name}\" → {made.path}",
+                     markup=False)
+
+
 # -- list / info / remove / pin -----------------------------------------------
 def _summary(env: Env, with_size: bool = True) -> dict[str, Any]:
     m = env.manifest
@@ -337,12 +394,21 @@ def info(name: Annotated[str, typer.Argument()],
 
 
 @app.command()
-def remove(name: Annotated[str, typer.Argument()]) -> None:
-    """Delete an environment."""
+def remove(name: Annotated[str, typer.Argument(help="Environment name")]) -> None:
+    """Delete an environment (and its Jupyter kernels)."""
+    from jwenv import kernels
     from jwenv.envs import Env
+    from jwenv.errors import EnvNotFound
 
-    Env.get(name).remove()
-    _console().print(f"removed {name}")
+    try:
+        env = Env.get(name)
+    except EnvNotFound:  # nothing to remove: no `jwenv install` hint
+        raise EnvNotFound(f"no environment named {name!r} to remove (see `jwenv list`)") \
+            from None
+    env.remove()
+    _console().print(f"removed {name}", markup=False)
+    for k in kernels.remove(name, missing_ok=True):
+        _console().print(f"removed kernel {k.name} ({k.display_name})", markup=False)
 
 
 @app.command()
