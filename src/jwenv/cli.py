@@ -343,13 +343,14 @@ def _summary(env: Env, with_size: bool = True) -> dict[str, Any]:
            "backend": m.backend, "created": m.created, "path": str(env.path),
            "healthy": bool(m.health.get("ok", False))}
     if with_size:
-        out["size_bytes"] = env.size()
+        out["size_bytes"], out["own_bytes"] = env.usage()
     return out
 
 
 @app.command("list")
-def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The installed environments."""
+def list_cmd(as_json: JsonOpt = False) -> None:
+    """The installed environments; `own` is what removing one frees (the rest is hard-linked
+    from uv's cache: jwenv du)."""
     from rich.table import Table
 
     from jwenv.envs import Env
@@ -361,11 +362,66 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if not rows:
         _console().print("no environments yet: jwenv install latest")
         return
-    table = Table("name", "jwst", "Python", "CRDS context", "deps", "size", "created")
+    table = Table("name", "jwst", "Python", "CRDS context", "deps", "own", "apparent",
+                  "created")
     for r in rows:
         table.add_row(r["name"], r["jwst_version"], r["python"], r["crds_context"] or "-",
-                      r["strategy"], _human_size(r["size_bytes"]), r["created"][:16])
+                      r["strategy"], _human_size(r["own_bytes"]), _human_size(r["size_bytes"]),
+                      r["created"][:16])
     _console().print(table)
+
+
+@app.command()
+def du(as_json: JsonOpt = False) -> None:
+    """Real disk use: per environment the bytes only it holds (what remove frees) and those
+    hard-linked from uv's cache; the shared caches, build leftovers and logs on their own."""
+    from rich.table import Table
+
+    from jwenv import disk
+
+    found = disk.report()
+    if as_json:
+        _json_out(found.to_dict())
+        return
+    table = Table("", "own", "hard-linked", "path", box=None, pad_edge=False)
+    for e in found.envs:
+        table.add_row(f"env {e.name}", _human_size(e.own), _human_size(e.apparent - e.own),
+                      str(e.path))
+    for a in found.areas:
+        table.add_row(a.label, _human_size(a.bytes), "", f"{a.path}  ({a.note})" if a.note
+                      else str(a.path))
+    table.add_row("total", _human_size(found.total), "", "")
+    _console().print(table)
+
+
+@app.command()
+def clean(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go, remove "
+                                                            "nothing")] = False,
+    crds: Annotated[bool, typer.Option("--crds", help="Also jwenv's own CRDS cache (never "
+                                                      "your CRDS_PATH)")] = False,
+    uv: Annotated[bool, typer.Option("--uv", help="Also uv's unreachable cache entries "
+                                                  "(uv cache prune)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove failed builds' leftovers, installer logs and the release index cache (--crds,
+    --uv: those caches too); never an installed environment or a build in progress."""
+    from jwenv import disk
+
+    done = disk.clean(dry_run=dry_run, crds=crds, uv=uv)
+    if as_json:
+        _json_out({"dry_run": dry_run, "removed": [r.to_dict() for r in done],
+                   "bytes": sum(r.bytes for r in done)})
+        return
+    console = _console()
+    verb = "would remove" if dry_run else "removed"
+    for r in done:
+        console.print(f"{verb} {r.label}: {r.path} ({_human_size(r.bytes)})", markup=False)
+    if crds and os.environ.get("CRDS_PATH"):
+        console.print(f"CRDS_PATH ({os.environ['CRDS_PATH']}) is yours: not touched",
+                      markup=False)
+    console.print(f"{'would free' if dry_run else 'freed'} "
+                  f"{_human_size(sum(r.bytes for r in done))}" if done else "nothing to clean")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from jwenv import crds, runner, strun
 from jwenv.errors import EnvNotFound, JwenvError
-from jwenv.store import Manifest, Store, dir_size, validate_name
+from jwenv.store import Manifest, Store, dir_size, dir_usage, validate_name
 
 if TYPE_CHECKING:
     from jwenv.installer import InstallOptions, Progress
@@ -83,6 +83,11 @@ class Env:
 
     def size(self) -> int:
         return dir_size(self.path)
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes on disk, bytes only it holds: what `remove` frees; the rest is hard-linked
+        from uv's cache)."""
+        return dir_usage(self.path)
 
     # -- what a run gets ------------------------------------------------------
     def crds_settings(self, *, context: str | None = None, offline: bool | None = None,

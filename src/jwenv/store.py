@@ -5,7 +5,8 @@
     $JWENV_HOME/                    (platformdirs user data dir by default)
         envs/<name>/                a complete environment (a venv) ...
         envs/<name>/jwenv.json      ... and its manifest; no manifest = not usable
-        staging/<name>@<random>/    environments being built; never listed or run
+        staging/<name>@<random>/    environments being built (.owner: the builder's pid);
+                                    never listed or run
         locks/<name>.lock           one file lock per environment name
         logs/                       installer logs of failed builds
     cache dir (platformdirs user cache dir, or $JWENV_HOME/cache)
@@ -36,6 +37,7 @@ from jwenv.errors import BadInput, EnvNotFound, StoreError
 HOME_VAR = "JWENV_HOME"
 MANIFEST = "jwenv.json"
 MANIFEST_SCHEMA = 1
+STAGING_OWNER = ".owner"  # the pid of the build using a staging directory
 _NAME_RE = re.compile(r"^[A-Za-z0-9._+-]+$")
 
 
@@ -149,7 +151,9 @@ class Store:
     def new_staging(self, name: str) -> Path:
         # '@' cannot be in a name, so "1.20" never matches the staging dirs of "1.20.2".
         self.ensure()
-        return Path(tempfile.mkdtemp(prefix=f"{validate_name(name)}@", dir=self.staging_dir))
+        path = Path(tempfile.mkdtemp(prefix=f"{validate_name(name)}@", dir=self.staging_dir))
+        (path / STAGING_OWNER).write_text(str(os.getpid()))  # `jwenv clean` leaves it alone
+        return path
 
     def clean_staging(self, name: str) -> None:
         """Remove leftovers of interrupted builds of `name` (call with its lock held)."""
@@ -224,6 +228,36 @@ def _exchange(a: Path, b: Path) -> bool:
     at_fdcwd, rename_exchange = -100, 2
     rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
     return rc == 0
+
+
+def dir_usage(path: Path) -> tuple[int, int]:
+    """(bytes on disk, bytes of them only this tree holds): a file hard-linked from
+    elsewhere (uv's cache, another environment) counts in the first, not in the second,
+    so the second is what deleting the tree frees."""
+    links: dict[tuple[int, int], list[int]] = {}  # inode -> [links seen here, nlink, bytes]
+    total = own = 0
+    for root, dirs, files in os.walk(path):
+        for d in dirs:
+            try:
+                st = os.lstat(os.path.join(root, d))
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            own += st.st_blocks * 512
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            seen = links.get(key)
+            if seen is None:
+                links[key] = [1, st.st_nlink, st.st_blocks * 512]
+                total += st.st_blocks * 512
+            else:
+                seen[0] += 1
+    own += sum(size for seen, nlink, size in links.values() if seen >= nlink)
+    return total, own
 
 
 def dir_size(path: Path) -> int:
