@@ -129,3 +129,33 @@ def test_pip_outside_the_environment_is_never_reached(installed, tmp_path):
     # an explicit path is the user's choice
     out = jwenv("run", installed, "--", str(shims / "pip"), env=environ)
     assert out.returncode == 0 and (tmp_path / "reached-pip").exists()
+
+
+def test_offline_strun_with_an_empty_crds_cache_is_one_line_before_it_starts(installed,
+                                                                            tmp_path):
+    cache = tmp_path / "crds"
+    environ = dict(os.environ, CRDS_PATH=str(cache))
+    cmd = ["strun", "jwst.pipeline.Detector1Pipeline", "x_uncal.fits"]
+    out = jwenv("run", installed, "--offline", "--crds-context", "jwst_1464.pmap", "--", *cmd,
+                env=environ)
+    assert out.returncode == 1 and out.stdout == ""  # strun never started
+    assert out.stderr.strip() == (
+        f"jwenv: error: offline, but the CRDS cache {cache} has no jwst_1464.pmap nor "
+        f"server_config: with network, fill it once with `jwenv crds sync {installed} "
+        "x_uncal.fits` (the context and the references it needs), or set CRDS_PATH to a "
+        "cache that has them")
+    out = jwenv("run", installed, "--offline", "--", *cmd, env=environ)  # no pin
+    assert "has no server_config (which names the context to use)" in out.stderr
+    # online, or another program than strun: nothing is checked
+    assert jwenv("run", installed, "--online", "--", *cmd, env=environ).returncode == 0
+    assert jwenv("run", installed, "--offline", "--", "python", "-c", "pass",
+                 env=environ).returncode == 0
+    # a cache holding the context and CRDS's server_config: strun runs
+    (cache / "mappings" / "jwst").mkdir(parents=True)
+    (cache / "mappings" / "jwst" / "jwst_1464.pmap").write_text("header = {}\n")
+    (cache / "config" / "jwst").mkdir(parents=True)
+    (cache / "config" / "jwst" / "server_config").write_text("{}\n")
+    out = jwenv("run", installed, "--offline", "--crds-context", "jwst_1464.pmap", "--", *cmd,
+                env=environ)
+    assert out.returncode == 0 and strun_report(out.stdout)["env"]["CRDS_CONTEXT"] == \
+        "jwst_1464.pmap"

@@ -115,6 +115,18 @@ def settings(*, context: str, default_path: Path, offline: bool | None = None,
     )
 
 
+def offline_gap(crds_path: str, context: str) -> str:
+    """What a serverless run lacks in this cache ('' when nothing): CRDS needs the cached
+    server_config, and the context's top mapping (which names the rest)."""
+    missing = []
+    if context and not mappings_cached(crds_path, context):
+        missing.append(context)
+    if not (Path(crds_path) / "config" / "jwst" / "server_config").is_file():
+        missing.append("server_config" if missing or context else
+                       "server_config (which names the context to use)")
+    return " nor ".join(missing)
+
+
 def mappings_cached(crds_path: str, context: str) -> bool:
     """Whether the context's top mapping is in the cache (what serverless mode needs)."""
     if not context:

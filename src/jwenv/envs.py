@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jwenv import crds, runner, strun
-from jwenv.errors import EnvNotFound, JwenvError
+from jwenv.errors import CrdsCacheIncomplete, EnvNotFound, JwenvError
 from jwenv.store import Manifest, Store, dir_size, dir_usage, validate_name
 
 if TYPE_CHECKING:
@@ -119,10 +119,27 @@ class Env:
     def run(self, cmd: Sequence[str], *, context: str | None = None,
             offline: bool | None = None, cwd: Path | None = None,
             cache: crds.LocalCache | None = None, log: Path | None = None) -> int:
-        """Run a command inside the environment; returns its exit status."""
+        """Run a command inside the environment; returns its exit status. An offline strun
+        whose CRDS cache cannot serve it is refused before it starts (one line)."""
+        if strun.is_strun(cmd):
+            self.check_offline_cache(cmd, context=context, offline=offline, cache=cache)
         strun.ensure_output_dir(cmd, cwd)
         return runner.run(cmd, self.environ(context=context, offline=offline, cache=cache),
                           cwd=cwd, log=log)
+
+    def check_offline_cache(self, cmd: Sequence[str] = (), *, context: str | None = None,
+                            offline: bool | None = None,
+                            cache: crds.LocalCache | None = None) -> None:
+        """Offline, CRDS reads only its cache: say what it lacks and how to fill it, in one
+        line, rather than CRDS's FATAL about server_config half-way through strun."""
+        s = self.crds_settings(context=context, offline=offline, cache=cache)
+        gap = crds.offline_gap(s.path, s.context) if s.offline else ""
+        if gap:
+            what = strun.first_input(cmd) or "INPUT..."
+            raise CrdsCacheIncomplete(
+                f"offline, but the CRDS cache {s.path} has no {gap}: with network, fill it "
+                f"once with `jwenv crds sync {self.name} {what}` (the context and the "
+                f"references it needs), or set CRDS_PATH to a cache that has them")
 
     def script(self, name: str, *args: str, cache: crds.LocalCache | None = None,
                cwd: Path | None = None, offline: bool = True) -> runner.JsonScript:

@@ -40,6 +40,10 @@ class Conflict(JwenvError):
     """The request disagrees with what is installed under that name (e.g. another lock)."""
 
 
+class CrdsCacheIncomplete(JwenvError):
+    """Offline, the CRDS cache lacks what a run needs (checked before the run starts)."""
+
+
 class InstallFailed(JwenvError):
     """Every way of building the environment failed."""
 

@@ -19,6 +19,13 @@ def is_strun(cmd: Sequence[str]) -> bool:
     return bool(cmd) and Path(cmd[0]).name == "strun"
 
 
+def first_input(cmd: Sequence[str]) -> str | None:
+    """`x_uncal.fits` of `strun PIPELINE x_uncal.fits ...` (None if not given first)."""
+    if is_strun(cmd) and len(cmd) > 2 and not cmd[2].startswith("-"):
+        return cmd[2]
+    return None
+
+
 def output_dir(cmd: Sequence[str]) -> str | None:
     """The value of a strun command's `--output_dir` (either spelling, either form)."""
     for i, arg in enumerate(cmd):
