@@ -146,8 +146,10 @@ def test_offline_strun_with_an_empty_crds_cache_is_one_line_before_it_starts(ins
         "cache that has them")
     out = jwenv("run", installed, "--offline", "--", *cmd, env=environ)  # no pin
     assert "has no server_config (which names the context to use)" in out.stderr
-    # online, or another program than strun: nothing is checked
+    # online, another program than strun, or a step told not to read CRDS: not checked
     assert jwenv("run", installed, "--online", "--", *cmd, env=environ).returncode == 0
+    assert jwenv("run", installed, "--offline", "--", *cmd, "--disable-crds-steppars",
+                 env=environ).returncode == 0
     assert jwenv("run", installed, "--offline", "--", "python", "-c", "pass",
                  env=environ).returncode == 0
     # a cache holding the context and CRDS's server_config: strun runs

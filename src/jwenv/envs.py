@@ -121,7 +121,7 @@ class Env:
             cache: crds.LocalCache | None = None, log: Path | None = None) -> int:
         """Run a command inside the environment; returns its exit status. An offline strun
         whose CRDS cache cannot serve it is refused before it starts (one line)."""
-        if strun.is_strun(cmd):
+        if strun.needs_crds(cmd):
             self.check_offline_cache(cmd, context=context, offline=offline, cache=cache)
         strun.ensure_output_dir(cmd, cwd)
         return runner.run(cmd, self.environ(context=context, offline=offline, cache=cache),

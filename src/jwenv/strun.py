@@ -19,6 +19,14 @@ def is_strun(cmd: Sequence[str]) -> bool:
     return bool(cmd) and Path(cmd[0]).name == "strun"
 
 
+def needs_crds(cmd: Sequence[str]) -> bool:
+    """Whether a strun command surely reads CRDS: every step fetches its parameter
+    reference (pars-*) unless told `--disable-crds-steppars`; a step without reference
+    files (group_scale) then runs without CRDS at all."""
+    return is_strun(cmd) and not any(a.split("=", 1)[0] == "--disable-crds-steppars"
+                                     for a in cmd)
+
+
 def first_input(cmd: Sequence[str]) -> str | None:
     """`x_uncal.fits` of `strun PIPELINE x_uncal.fits ...` (None if not given first)."""
     if is_strun(cmd) and len(cmd) > 2 and not cmd[2].startswith("-"):
