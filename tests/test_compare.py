@@ -458,15 +458,17 @@ def test_render_terminal_mentions_the_differences(tmp_path: Path) -> None:
     console = Console(record=True, width=160)
     render_terminal(compare_paths(*differing_pair(tmp_path)), console)
     text = console.export_text()
-    assert text.index("Provenance") < text.index("Files")
+    assert text.index("Provenance") < text.index("images")  # one pair: its own tables
     for expected in ("R_FLAT", "S_JUMP", "SKIPPED", "+3 SATURATED", "+5", "FLUX",
                      "1 of 1 file(s) differ"):
         assert expected in text
 
 
-def _external_references(page: str) -> list[str]:
+def _external_references(page: str, beside: Path | None = None) -> list[str]:
+    """References that are neither embedded data nor files written beside the page."""
     refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', page)
-    return [r for r in refs if not r.startswith("data:")]
+    return [r for r in refs if not r.startswith("data:")
+            and not (beside is not None and "/" not in r and (beside / r).is_file())]
 
 
 def test_html_with_matplotlib(tmp_path: Path) -> None:
@@ -474,9 +476,12 @@ def test_html_with_matplotlib(tmp_path: Path) -> None:
     path = write_html(compare_paths(*differing_pair(tmp_path)), tmp_path / "report")
     page = path.read_text()
     assert path.name == "index.html"
-    assert _external_references(page) == [] and "<link" not in page
-    # SCI and DQ: A, B, A−B each; one overplotted spectrum.
-    assert page.count("data:image/png;base64,") == 7
+    assert _external_references(page, beside=path.parent) == [] and "<link" not in page
+    # SCI and DQ: A, B, A−B side by side in one picture each; one overplotted spectrum,
+    # embedded in the page and written beside it
+    assert page.count("data:image/png;base64,") == 3
+    assert sorted(p.name for p in path.parent.glob("*.png")) == [
+        "a_x1d_b_x1d_DQ.png", "a_x1d_b_x1d_EXTRACT1D.png", "a_x1d_b_x1d_SCI.png"]
     assert "EXTRACT1D: spectra A and B" in page
     assert PLOTS_HINT not in page
     assert "+3 SATURATED" in page and "R_FLAT" in page

@@ -656,12 +656,15 @@ def crds_sync(
 
 # -- compare / diff ---------------------------------------------------------------
 def _compare_options(rtol: float | None, atol: float | None, quick: bool,
-                     ignore_keyword: list[str] | None) -> dict[str, Any]:
+                     ignore_keyword: list[str] | None,
+                     match_radius: float | None = None) -> dict[str, Any]:
     from jwenv import compare
 
     return {"rtol": compare.DEFAULT_RTOL if rtol is None else rtol,
             "atol": compare.DEFAULT_ATOL if atol is None else atol, "quick": quick,
-            "ignore_keywords": (*compare.DEFAULT_IGNORED, *(ignore_keyword or ()))}
+            "ignore_keywords": (*compare.DEFAULT_IGNORED, *(ignore_keyword or ())),
+            "match_radius": (compare.DEFAULT_MATCH_RADIUS_ARCSEC if match_radius is None
+                             else match_radius)}
 
 
 RtolOpt = Annotated[float | None, typer.Option(help="Relative tolerance (default 1e-5, as "
@@ -671,7 +674,14 @@ QuickOpt = Annotated[bool, typer.Option(help="Stop at the first difference")]
 IgnoreOpt = Annotated[list[str] | None, typer.Option(
     "--ignore-keyword", help="Header keyword (glob) to ignore, repeatable")]
 HtmlOpt = Annotated[Path | None, typer.Option(help="Write a self-contained HTML report "
-                                                      "into this directory")]
+                                                      "(and its pictures as PNG files) into "
+                                                      "this directory")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", help="Every file, extension, column and header keyword (default: a "
+                      "one-screen summary)")]
+MatchRadiusOpt = Annotated[float | None, typer.Option(
+    "--match-radius", help="Catalog sources within this many arcsec are the same source "
+                           "(default 0.2)")]
 
 
 @app.command()
@@ -679,19 +689,21 @@ def diff(
     a: Annotated[Path, typer.Argument(help="File or directory (reference)")],
     b: Annotated[Path, typer.Argument(help="File or directory (new)")],
     rtol: RtolOpt = None, atol: AtolOpt = None, quick: QuickOpt = False,
-    ignore_keyword: IgnoreOpt = None, html: HtmlOpt = None,
+    ignore_keyword: IgnoreOpt = None, match_radius: MatchRadiusOpt = None,
+    html: HtmlOpt = None, verbose: VerboseOpt = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Compare two existing products or directories of products (exit 0 same, 1 differ, 2 error)."""
     from jwenv import compare
 
-    result = compare.compare_paths(a, b, **_compare_options(rtol, atol, quick, ignore_keyword))
-    _show_comparisons([result], html, as_json, runs=None)
+    result = compare.compare_paths(a, b, **_compare_options(rtol, atol, quick, ignore_keyword,
+                                                            match_radius))
+    _show_comparisons([result], html, as_json, runs=None, verbose=verbose)
     raise typer.Exit(result.exit_code())
 
 
 def _show_comparisons(results: list[Any], html: Path | None, as_json: bool,
-                      runs: list[Any] | None) -> None:
+                      runs: list[Any] | None, verbose: bool = False) -> None:
     from jwenv import report
 
     pages = []
@@ -699,6 +711,8 @@ def _show_comparisons(results: list[Any], html: Path | None, as_json: bool,
         for i, result in enumerate(results):
             target = html if len(results) == 1 else html / f"{i + 1}"
             pages.append(str(report.write_html(result, target)))
+        if not report.plots_available():
+            _console(stderr=True).print(f"pictures skipped: {report.PLOTS_HINT}", markup=False)
     if as_json:
         payload: dict[str, Any] = {"comparisons": [r.to_dict() for r in results]}
         if runs is not None:
@@ -709,7 +723,7 @@ def _show_comparisons(results: list[Any], html: Path | None, as_json: bool,
         return
     console = _console()
     for result in results:
-        report.render_terminal(result, console)
+        report.render_terminal(result, console, verbose=verbose)
     for page in pages:
         console.print(f"HTML report: {page}")
 
@@ -734,7 +748,8 @@ def compare(
                             "version and compare every level")] = False,
     stages: Annotated[str | None, typer.Option(help="With --reprocess: stages to run")] = None,
     rtol: RtolOpt = None, atol: AtolOpt = None, quick: QuickOpt = False,
-    ignore_keyword: IgnoreOpt = None, html: HtmlOpt = None,
+    ignore_keyword: IgnoreOpt = None, match_radius: MatchRadiusOpt = None,
+    html: HtmlOpt = None, verbose: VerboseOpt = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Run a command under several versions and compare their products:
@@ -752,12 +767,13 @@ def compare(
         raise BadInput("usage: jwenv compare V1 V2 [V3 ...] -- strun PIPELINE INPUT [args]")
     if not reprocess_chain:
         strun.command_for(cmd, Path("."))  # a bad command is refused before anything is made
-    options = _compare_options(rtol, atol, quick, ignore_keyword)
+    options = _compare_options(rtol, atol, quick, ignore_keyword, match_radius)
     out_root = (output or fanout.default_output_root()).absolute()
     if reprocess_chain:
         _compare_chains(names, cmd, out_root, jobs=jobs, memory=memory, offline=offline,
                         context=crds_context, install=do_install, stages=stages,
-                        allow_mixed=allow_mixed, options=options, html=html, as_json=as_json)
+                        allow_mixed=allow_mixed, options=options, html=html, as_json=as_json,
+                        verbose=verbose)
     envs = [_get_or_install(n, do_install) for n in names]
     console = _console(stderr=True)
 
@@ -778,7 +794,7 @@ def compare(
                 console.print(f"    {line}", markup=False)
     comparisons, code = cmp.compare_runs([r.output_dir for r in results if r.ok],
                                          failed=len(failed), **options)
-    _show_comparisons(comparisons, html, as_json, runs=results)
+    _show_comparisons(comparisons, html, as_json, runs=results, verbose=verbose)
     if not as_json:
         console.print(f"products: {out_root}")
     raise typer.Exit(code)
@@ -1082,7 +1098,8 @@ def _finish_reprocess(results: list[Any], as_json: bool) -> None:
 def _compare_chains(names: list[str], args: list[str], out_root: Path, *, jobs: int | None,
                     memory: str | None, offline: bool | None, context: str | None,
                     install: bool, stages: str | None, allow_mixed: bool,
-                    options: dict[str, Any], html: Path | None, as_json: bool) -> None:
+                    options: dict[str, Any], html: Path | None, as_json: bool,
+                    verbose: bool = False) -> None:
     from jwenv import compare as cmp
     from jwenv import reprocess as rp
 
@@ -1100,7 +1117,7 @@ def _compare_chains(names: list[str], args: list[str], out_root: Path, *, jobs: 
                                          failed=sum(not r.ok for r in results), **options)
     if not as_json:
         _finish_reprocess(results, False)
-    _show_comparisons(comparisons, html, as_json, runs=results)
+    _show_comparisons(comparisons, html, as_json, runs=results, verbose=verbose)
     raise typer.Exit(code)
 
 
