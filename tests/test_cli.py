@@ -6,6 +6,7 @@ Run in-process (helpers.cli) where a subprocess is not the point.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -203,3 +204,54 @@ def test_install_lock_into_an_existing_name_is_a_no_op_or_refused(installed, tmp
     assert after["created"] == before["created"]  # untouched
     # an explicit --name of an existing environment is checked the same way
     _one_line_error(cli("install", "--lock", str(changed), "--name", installed), "--force")
+
+
+# -- help and errors a user meets first -----------------------------------------------------
+@pytest.mark.parametrize("command", ["shell", "env", "reprocess", "run", "install", "kernel",
+                                     "pip", "du", "crds status"])
+def test_help_is_readable(command):
+    out = cli(*command.split(), "--help", env=dict(os.environ, COLUMNS="120"))
+    assert out.returncode == 0
+    assert "<bool>" not in out.stdout and "<str>" not in out.stdout
+    usage = next(ln for ln in out.stdout.splitlines() if "Usage:" in ln)
+    assert "{" not in usage
+    assert command in ("du", "install") or "NAME" in usage
+
+
+def test_every_option_says_what_it_does():
+    import typer.main
+
+    from jwenv.cli import app
+
+    missing = []
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                walk(command, [*prefix, name])
+            elif name not in ("diff", "compare"):  # comparisons: issue 13's other half
+                missing.extend(f"{' '.join([*prefix, name])} {p.name}" for p in command.params
+                               if not getattr(p, "help", None))
+
+    walk(typer.main.get_command(app), [])
+    assert missing == []
+
+
+def test_version():
+    from jwenv import __version__
+
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"jwenv {__version__}"
+
+
+def test_run_without_a_name_says_so(installed):
+    for args in (["run", "--", "strun", "x"], ["run", "--offline", "--", "strun", "x"]):
+        line = _one_line_error(cli(*args), "no environment given before `--`",
+                               "jwenv run NAME -- strun x", "installed: 9.9.9")
+        assert "no environment named 'strun'" not in line
+
+
+def test_remove_of_a_missing_env_does_not_suggest_installing_it():
+    line = _one_line_error(cli("remove", "7.7.7"), "no environment named '7.7.7'",
+                           "jwenv list")
+    assert "install" not in line

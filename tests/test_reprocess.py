@@ -395,3 +395,34 @@ def test_doctor_deep_tells_era_pins_from_todays(real_env, real_home):
     failed = [c for c in report["checks"] if not c["ok"]]
     assert failed[0]["check"].startswith("stage 3 Image3Pipeline")
     assert "xcentroid" in report["checks"][-1]["detail"]  # tweakreg's own complaint
+
+
+def test_progress_and_summary_are_this_runs_own(installed, tmp_path):
+    """Progress lines give the clock once (a job's own time is in its line); after a rerun
+    whose stage 1 fails, nothing of the earlier run is shown as if this run made it."""
+    import re
+
+    from fakejwst import build_wheel
+    from helpers import BASE_PYTHON
+
+    files = fake_program(tmp_path / "in")
+    args = ["reprocess", installed, *map(str, files), "-o", str(tmp_path / "out"), "-j", "2"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    lines = [ln for ln in first.stderr.splitlines() if " stage " in ln]
+    assert lines and all(re.match(r"^\[\d+:\d\d\] ", ln) for ln in lines), lines[:3]
+    assert not any(re.search(r"\(\d+ s\) \d+ s", ln) for ln in lines)
+    assert "_i2d.fits: SCI" in first.stdout  # stage 3 products, summarised
+
+    broken = build_wheel(tmp_path / "w", "9.9.1")  # a release whose every job fails
+    assert cli("install", str(broken), "--python", str(BASE_PYTHON), "--check", "import",
+               "--name", installed, "--force").returncode == 0
+    again = cli(*args)
+    assert again.returncode == 1
+    assert "_i2d.fits" not in again.stdout and "SCI" not in again.stdout
+    assert "needs 2/" in again.stdout  # stage 3: skipped, with the reason
+    _, data = _run(installed, files, tmp_path / "out")
+    stage3 = [r for r in data["results"][0]["runs"] if r["stage"] == 3]
+    assert {r["state"] for r in stage3} == {"skipped"}
+    assert all(r["peak_rss"] is None and r["seconds"] == 0 and r["made_by"] is None
+               for r in stage3)

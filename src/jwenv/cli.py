@@ -58,9 +58,53 @@ def _human_size(n: int) -> str:
     return f"{n} B"
 
 
+def _readable_help() -> None:
+    """Newer Typer writes `<bool>` beside every flag, `<str>` beside every value and
+    `{name}` in usage lines. Show click's plain forms: nothing for a flag, TEXT, INTEGER,
+    PATH for values, NAME in usage. (Older Typer has none of these methods: untouched.)"""
+    from typer import core
+
+    plain = {"<str>": "TEXT", "<int>": "INTEGER", "<float>": "FLOAT", "<path>": "PATH",
+             "<list[str]>": "TEXT", "<list[Path]>": "PATH"}
+    option, argument = core.TyperOption, core.TyperArgument
+    if hasattr(option, "display_type_rich") and hasattr(option, "display_type"):
+        def option_type(self: Any, ctx: Any) -> str | None:
+            if self.metavar is not None:
+                return self.metavar
+            if self.is_flag or self.is_bool_flag:
+                return None
+            shown = self.display_type(ctx)
+            return plain.get(shown, shown.strip("<>").upper()) if shown else None
+        option.display_type_rich = option_type
+    if hasattr(argument, "display_type_rich"):
+        argument.display_type_rich = lambda self, ctx: None  # the name says it
+    if hasattr(argument, "_usage_display_name"):
+        def usage_name(self: Any) -> str:
+            name = self.metavar or self.name.upper()
+            name = name if self.required else f"[{name}]"
+            return name + ("..." if self.nargs != 1 and not self.metavar else "")
+        argument._usage_display_name = usage_name
+        if hasattr(argument, "_rich_display_name"):
+            argument._rich_display_name = lambda self: self.metavar or self.name.upper()
+
+
+_readable_help()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from jwenv import __version__
+
+        sys.stdout.write(f"jwenv {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Show jwenv's version and exit.")] = False,
 ) -> None:
     """(--debug is read by main() before Typer runs: errors raised anywhere need it.)"""
 
@@ -145,7 +189,7 @@ ContextOpt = Annotated[str | None, typer.Option(
 OfflineOpt = Annotated[bool | None, typer.Option(
     "--offline/--online", help="CRDS serverless mode against the local CRDS_PATH cache "
                                "(default: $JWENV_OFFLINE)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts)")]
 
 
 def _like(spec: str, *, install: bool, options: InstallOptions | None = None) -> Env:
@@ -189,10 +233,12 @@ def _get_or_install(name: str, do_install: bool) -> Env:
         return install_with_progress(name, InstallOptions())
 
 
-@app.command(context_settings=PASSTHROUGH, options_metavar="[OPTIONS] -- CMD [ARGS ...]")
+@app.command(context_settings=PASSTHROUGH)
 def run(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Environment name (e.g. 1.20.2)")],
+    name: Annotated[str, typer.Argument(metavar="NAME -- CMD [ARGS ...]",
+                                        help="Environment name (e.g. 1.20.2), then the "
+                                             "command")],
     crds_context: Annotated[str | None, typer.Option(help="Override the pinned context "
                                                              "for this run")] = None,
     offline: Annotated[bool | None, typer.Option(
@@ -202,9 +248,16 @@ def run(
                                                                "missing")] = False,
 ) -> None:
     """Run a command inside an environment: jwenv run 1.20.2 -- strun ..."""
+    from jwenv.errors import BadInput
     from jwenv.runner import require_command
+    from jwenv.store import Store
 
     cmd = list(ctx.args)
+    argv = sys.argv
+    if "--" in argv and name not in argv[1:argv.index("--")]:  # `run -- strun x`
+        names = ", ".join(Store().names()) or "none yet"
+        raise BadInput(f"no environment given before `--`: jwenv run NAME -- "
+                       f"{' '.join([name, *cmd])} (installed: {names})")
     require_command(cmd)  # before an install, not after it
     env = _get_or_install(name, do_install)
     raise typer.Exit(env.run(cmd, context=crds_context, offline=offline))
@@ -236,9 +289,9 @@ def shell(
 @app.command("env")
 def env_cmd(
     name: Annotated[str, typer.Argument(help="Environment name")],
-    crds_context: Annotated[str | None, typer.Option()] = None,
-    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    crds_context: ContextOpt = None,
+    offline: OfflineOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print the variables a run gets, as `export` lines: eval "$(jwenv env 1.20.2)"."""
     import shlex
@@ -258,11 +311,12 @@ def env_cmd(
 
 
 # -- pip / kernel ----------------------------------------------------------------
-@app.command("pip", context_settings=PASSTHROUGH,
-             options_metavar="-- install|uninstall|list|show|freeze|tree|check [ARGS ...]")
+@app.command("pip", context_settings=PASSTHROUGH)
 def pip_cmd(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Environment name")],
+    name: Annotated[str, typer.Argument(
+        metavar="NAME -- install|uninstall|list|show|freeze|tree|check [ARGS ...]",
+        help="Environment name, then what uv pip does")],
 ) -> None:
     """Install packages into an environment (uv pip against its own python), keeping the
     versions installed unless --upgrade: jwenv pip 1.20.2 -- install photutils"""
@@ -425,8 +479,8 @@ def clean(
 
 
 @app.command()
-def info(name: Annotated[str, typer.Argument()],
-         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def info(name: Annotated[str, typer.Argument(help="Environment name")],
+         as_json: JsonOpt = False) -> None:
     """Everything jwenv knows about one environment."""
     from jwenv.envs import Env
 
@@ -468,7 +522,7 @@ def remove(name: Annotated[str, typer.Argument(help="Environment name")]) -> Non
 
 
 @app.command()
-def pin(name: Annotated[str, typer.Argument()],
+def pin(name: Annotated[str, typer.Argument(help="Environment name")],
         context: Annotated[str, typer.Argument(help="jwst_NNNN.pmap")]) -> None:
     """Change the CRDS context pinned to an environment."""
     from jwenv.envs import Env
@@ -482,7 +536,7 @@ def pin(name: Annotated[str, typer.Argument()],
 # -- available -------------------------------------------------------------------
 @app.command()
 def available(
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
     all_rows: Annotated[bool, typer.Option("--all", help="Include git-only releases and "
                                                          "prereleases")] = False,
     refresh: Annotated[bool, typer.Option(help="Re-read PyPI now")] = False,
@@ -525,12 +579,13 @@ def available(
 
 # -- doctor / repair -------------------------------------------------------------
 @app.command()
-def doctor(name: Annotated[str | None, typer.Argument()] = None,
+def doctor(name: Annotated[str | None, typer.Argument(
+               help="Environment name (default: every one)")] = None,
            level: Annotated[str, typer.Option(help="full or import")] = "full",
            deep: Annotated[bool, typer.Option(
                help="Run the offline program through stages 1-3 and check the catalog "
                     "against its truth table (about a minute per release)")] = False,
-           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+           as_json: JsonOpt = False) -> None:
     """Re-run the health check of one or every environment."""
     import tempfile
 
@@ -565,7 +620,7 @@ def doctor(name: Annotated[str | None, typer.Argument()] = None,
 
 
 @app.command()
-def repair(name: Annotated[str, typer.Argument()]) -> None:
+def repair(name: Annotated[str, typer.Argument(help="Environment name")]) -> None:
     """Rebuild an environment from its own lock: same pins, Python version and context."""
     import tempfile
 
@@ -586,7 +641,7 @@ def repair(name: Annotated[str, typer.Argument()]) -> None:
 
 
 @app.command()
-def export(name: Annotated[str, typer.Argument()],
+def export(name: Annotated[str, typer.Argument(help="Environment name")],
            output: Annotated[Path | None, typer.Option("-o", "--output",
                              help="Write here instead of stdout")] = None) -> None:
     """Write the environment's exact lock (rebuild elsewhere with `jwenv install --lock`)."""
@@ -604,9 +659,9 @@ def export(name: Annotated[str, typer.Argument()],
 
 # -- crds ------------------------------------------------------------------------
 @crds_app.command("status")
-def crds_status(name: Annotated[str, typer.Argument()],
-                offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def crds_status(name: Annotated[str, typer.Argument(help="Environment name")],
+                offline: OfflineOpt = None,
+                as_json: JsonOpt = False) -> None:
     """Effective CRDS settings of an environment."""
     from jwenv import crds
     from jwenv.envs import Env
@@ -635,7 +690,7 @@ def crds_sync(
     offline: Annotated[bool | None, typer.Option(
         "--offline/--online", help="Offline: only check the cache (default: "
                                    "$JWENV_OFFLINE)")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fetch once, before a run, every reference the inputs need under the context (the
     release's own crds), so that many workers can read the cache read-only; offline,
@@ -897,10 +952,12 @@ def _budget(jobs: int | None, memory: str | None) -> tuple[int, int]:
 
 
 @app.command(context_settings=PASSTHROUGH,
-             options_metavar="[OPTIONS] VERSION INPUT... [--steps.STEP.PARAM=VALUE ...]")
+             options_metavar="[OPTIONS]")
 def reprocess(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Environment name (e.g. 1.20.2)")],
+    name: Annotated[str, typer.Argument(
+        metavar="NAME INPUT... [--steps.STEP.PARAM=VALUE ...]",
+        help="Environment name (e.g. 1.20.2), then the inputs and step parameters")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Products go to "
                       "DIR/<env>/ (default ./jwenv-runs/<time>)")] = None,
     stages: Annotated[str | None, typer.Option(help="Stages to run, e.g. 2,3 (default: from "
@@ -910,13 +967,14 @@ def reprocess(
     retry_failed: RetryOpt = False, allow_mixed: MixedOpt = False, use_strun: StrunOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan (groups, products, "
                                                             "members, jobs) and stop")] = False,
-    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
-    crds_context: Annotated[str | None, typer.Option()] = None,
-    do_install: Annotated[bool, typer.Option("--install")] = False,
+    offline: OfflineOpt = None,
+    crds_context: ContextOpt = None,
+    do_install: Annotated[bool, typer.Option(
+        "--install", help="Install the environment first if it is missing")] = False,
     executor: ExecutorOpt = "local", scheduler: SchedulerOpt = None,
     scheduler_file: SchedulerFileOpt = None, dask_workers: DaskWorkersOpt = 2,
     ship_lock: ShipLockOpt = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Reprocess a program through Detector1 → Image2 → Image3, from any level of inputs,
     grouped by the release's own association rules, many exposures at once, resumable;
@@ -1049,8 +1107,10 @@ class _ChainDisplay:
             if kind in ("fail", "skip", "warn", "note"):
                 self.progress.console.print(f"{_MARKS.get(kind, '')} {escape(detail)}")
             return
-        self.console.print(f"{_MARKS.get(kind, '')} {escape(detail)} "
-                           f"[dim]{time.monotonic() - self.t0:.0f} s[/]")
+        # the clock first: a job's own duration is in `detail` ("… (14 s)")
+        clock = int(time.monotonic() - self.t0)
+        self.console.print(f"[dim]\\[{clock // 60}:{clock % 60:02d}][/] "
+                           f"{_MARKS.get(kind, '')} {escape(detail)}")
 
 
 _MARKS = {"start": "…", "done": "[green]✓[/]", "skip": "[yellow]-[/]", "fail": "[red]✗[/]",
@@ -1143,7 +1203,7 @@ def _product_files(paths: list[Path]) -> list[Path]:
 @app.command()
 def provenance(
     files: Annotated[list[Path], typer.Argument(help="Products, or directories of them")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """What made each product: release, commit, CRDS context, references, steps, step
     parameters (from jwst 1.18's processing log), level-3 inputs. Same provenance, one group."""
@@ -1204,7 +1264,7 @@ def refs(
     env_name: Annotated[str | None, typer.Option(
         "--env", help="Whose crds selects (default: the release that made the first "
                       "product, else the newest installed)")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Which reference files would change for these products under another CRDS context
     (the release's own crds, offline against the local CRDS cache; nothing is run)."""
@@ -1261,10 +1321,10 @@ def reproduce(
     crds_context: Annotated[str | None, typer.Option(
         help="Rerun under this context instead of the product's")] = None,
     jobs: JobsOpt = None, memory: MemoryOpt = None,
-    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+    offline: OfflineOpt = None,
     do_install: Annotated[bool, typer.Option("--install/--no-install", help="Install the "
                           "release that made a product if it is missing")] = True,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Rerun what made archive products from their inputs (--inputs INPUT...: uncal, rate
     or cal exposures, or associations) under the release and CRDS context that made them,
@@ -1322,7 +1382,7 @@ def demo(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where the demo "
                       "writes (default ./jwenv-demo or $JWENV_DEMO_DIR)")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Releases run at once")] = 2,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Install two releases, make a synthetic NIRCam program and a local CRDS context, run
     Detector1 → Image2 → Image3 under each offline, and compare every product level."""

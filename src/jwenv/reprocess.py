@@ -315,13 +315,18 @@ class _Run:
             for job in p.jobs:
                 row = rows[job.id]
                 tid = self.task_id(p, job)
+                # A job skipped or still pending this time keeps its record row's figures
+                # from an earlier run: they are not this run's.
+                ran = row.state in ("done", "failed")
                 res.runs.append(StageRun(
                     job.stage, job.pipeline, job.name, job.inputs,
                     [*job.products, *(x for x in job.optional if x.is_file())],
                     _log(p.out, job), row.state,
                     0 if row.state == "done" else 1 if row.state == "failed" else None,
-                    row.seconds or 0.0, self.before.get(tid) == "done" and row.state == "done",
-                    row.error, row.peak_rss, row.runner, row.attempts, row.made_by))
+                    (row.seconds or 0.0) if ran else 0.0,
+                    self.before.get(tid) == "done" and row.state == "done",
+                    row.error, row.peak_rss if ran else None, row.runner if ran else None,
+                    row.attempts, row.made_by if row.state == "done" else None))
             bad = [r for r in res.runs if r.state != "done"]
             if bad:
                 first = next((r for r in bad if r.state == "failed"), bad[0])
