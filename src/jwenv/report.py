@@ -968,6 +968,13 @@ def _dq_picture(plt: Any, a: np.ndarray, b: np.ndarray, extension: str, pool: in
     norm = BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours))
     ax, _ = canvas.panel("flags changed (A → B)", width, legend_width)
     ax.imshow(pc, origin="lower", cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
+    rows, cols = np.nonzero(pc)
+    if 0 < rows.size <= 5000:  # a few changed pixels: a 5-pixel square each, same colour
+        side = 5 * 72 / canvas.dpi  # points
+        ax.scatter(cols, rows, s=side ** 2, marker="s", linewidths=0,
+                   c=[colours[code] for code in pc[rows, cols]])
+        ax.set_xlim(-0.5, pc.shape[1] - 0.5)
+        ax.set_ylim(-0.5, pc.shape[0] - 0.5)
     _rings(ax, pc > 0)
     handles = [Patch(color=colours[i + 1], label=f"{label} ({n})")
                for i, ((label, _, _), n) in enumerate(zip(kept, kept_counts, strict=True))]
