@@ -496,20 +496,22 @@ def _render_provenance_summary(comparison: Comparison, console: Console) -> None
     total = _fits_with_provenance(comparison)
     versions = {e.keyword: e for e in entries if e.section == "versions"}
     head = []
-    for key, label in (("CAL_VER", "jwst"), ("CRDS_VER", "CRDS"), ("CRDS_CTX", "context")):
-        e = versions.get(key)
+    for keys, label in ((("CAL_VER", "version.jwst"), "jwst"), (("CRDS_VER",), "CRDS"),
+                        (("CRDS_CTX",), "context")):
+        e = next((versions[k] for k in keys if k in versions), None)
         if e is not None:
             head.append(f"{label} {e.a}" if e.a == e.b else f"{label} {e.a} → {e.b}")
     packages = [f"{k.split('.', 1)[1]} {e.a} → {e.b}" for k, e in versions.items()
                 if k.lower().startswith("version.") and e.a != e.b
                 and k.lower() != "version.jwst"]
-    console.print(f"[bold]Provenance[/] ({total} FITS file(s)): " + escape(" · ".join(head)),
-                  highlight=False)
+    count = f" ({total} FITS file(s))" if total else ""
+    console.print(f"[bold]Provenance[/]{count}: " + escape(" · ".join(head)), highlight=False)
     if packages:
         _line(console, [("packages: " + ", ".join(packages), None)], [], indent=2)
     changes = [e for e in entries if e.section != "versions"]
     if not changes:
-        console.print("  same reference files and step statuses")
+        if total:
+            console.print("  same reference files and step statuses")
         return
     shown = changes[:SUMMARY_PROVENANCE_ROWS]
     key_width = max(len(e.keyword) for e in shown)
