@@ -4,6 +4,10 @@ The files are written inside a managed environment by ``scripts/make_program.py`
 with the release's own datamodels. This module runs it and describes what it made
 (`Program`); `match_truth` scores a stage-3 catalog against the truth table.
 The demo, `doctor --deep`, the tests and the benchmarks all use it.
+
+Spectroscopy: ``scripts/make_spectra.py`` writes a MIRI LRS fixed-slit program (two nods,
+a point source with a known spectrum) the same way; `generate_spectra`/`prepare_spectra`
+run it (`Spectra`), `score_spectrum` scores an x1d against its truth spectrum.
 """
 
 from __future__ import annotations
@@ -122,3 +126,91 @@ def match_truth(catalog: Path, truth: Path, tol_arcsec: float = 0.05) -> dict[st
     return {"injected": len(t), "catalog": len(found),
             "recovered": int((sep < tol_arcsec).sum()), "worst_arcsec": float(sep.max()),
             "tolerance_arcsec": tol_arcsec}
+
+
+# -- spectroscopy ------------------------------------------------------------------------------
+@dataclass
+class Spectra(Program):
+    """What the spectroscopic generator made: MIRI LRS fixed slit, two nods along the slit,
+    `truth` (wavelength -> flux density, Jy), the emission `lines` and the `nods`."""
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return list(self.report.get("lines", []))
+
+    @property
+    def nods(self) -> list[dict[str, Any]]:
+        return list(self.report.get("nods", []))
+
+
+def generate_spectra(env: Env, out: Path, *, seed: int | None = None) -> Spectra:
+    """Run ``scripts/make_spectra.py`` with the environment's own Python."""
+    out.mkdir(parents=True, exist_ok=True)
+    args = ["--out", str(out)] + (["--seed", str(seed)] if seed is not None else [])
+    report = env.run_script("make_spectra", *args, what="run the spectroscopic generator")
+    return Spectra(root=out, cache=LocalCache(Path(report["crds_path"]), report["context"]),
+                   uncal=[Path(p) for p in report["uncal"]], report=report)
+
+
+def prepare_spectra(envs: list[Env], out: Path, *, seed: int | None = None) -> Spectra:
+    """The spectroscopic program every env can read: made by the oldest, its mappings
+    topped up (N/A for types a newer release asks for) by the others."""
+    ordered = sorted(envs, key=lambda e: Version(e.manifest.jwst_version))
+    made = generate_spectra(ordered[0], out, seed=seed)
+    for env in ordered[1:]:
+        env.run_script("make_spectra", "--out", str(out), "--extend",
+                       what="extend the local CRDS mappings")
+    return made
+
+
+def score_spectrum(x1d: Path, truth: Path, *, tolerance: float = 0.05) -> dict[str, Any]:
+    """An extracted spectrum (x1d, its first EXTRACT1D table) against the truth spectrum.
+
+    Lines: the centroid of the flux above the true continuum, within one resolution
+    element of its highest point found within three of the truth; `offset_resolution` is
+    the shift in resolution elements. Continuum: flux / truth at every finite row more than
+    three line widths from any line and 0.5 um inside the truth's range; `within` is the
+    share of those rows within `tolerance`."""
+    import numpy as np
+    from astropy.io import fits
+    from astropy.table import Table
+
+    t = Table.read(truth, format="ascii.ecsv")
+    with fits.open(x1d) as hdul:
+        data = hdul["EXTRACT1D"].data
+        wave = np.asarray(data["WAVELENGTH"], float)
+        flux = np.asarray(data["FLUX"], float)
+    ok = np.isfinite(wave) & np.isfinite(flux)
+    wave, flux = wave[ok], flux[ok]
+    order = np.argsort(wave)
+    wave, flux = wave[order], flux[order]
+    t_wave = np.asarray(t["wavelength"], float)
+    true = np.interp(wave, t_wave, np.asarray(t["flux"], float))
+    excess = flux - np.interp(wave, t_wave, np.asarray(t["continuum"], float))
+    lines = []
+    keep = (wave > t_wave.min() + 0.5) & (wave < t_wave.max() - 0.5)
+    for line in t.meta.get("lines", []):
+        center, res = float(line["wavelength"]), float(line["resolution_um"])
+        keep &= np.abs(wave - center) > 3 * float(line["fwhm_um"])
+        window = np.abs(wave - center) <= 3 * res
+        if not window.any():
+            lines.append({"name": line["name"], "truth_um": center, "measured_um": None,
+                          "offset_um": None, "offset_resolution": None,
+                          "resolution_um": res})
+            continue
+        peak = int(np.argmax(np.where(window, excess, -np.inf)))
+        near = (np.abs(wave - wave[peak]) <= res) & (excess > 0)
+        measured = float(np.sum(wave[near] * excess[near]) / np.sum(excess[near]))
+        lines.append({"name": line["name"], "truth_um": center, "measured_um": measured,
+                      "offset_um": measured - center,
+                      "offset_resolution": (measured - center) / res, "resolution_um": res,
+                      "peak_jy": float(flux[peak]), "truth_peak_jy": float(true[peak])})
+    ratio = flux[keep] / true[keep]
+    worst = int(np.argmax(np.abs(ratio - 1))) if ratio.size else None
+    continuum = {"points": int(ratio.size), "tolerance": tolerance,
+                 "median_ratio": float(np.median(ratio)) if ratio.size else None,
+                 "worst_ratio": float(ratio[worst]) if worst is not None else None,
+                 "worst_um": float(wave[keep][worst]) if worst is not None else None,
+                 "within": float(np.mean(np.abs(ratio - 1) <= tolerance)) if ratio.size
+                 else 0.0}
+    return {"rows": int(ok.sum()), "lines": lines, "continuum": continuum}
