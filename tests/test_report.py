@@ -15,6 +15,7 @@ from helpers import cli
 from jwenv.compare import DQ_FLAGS, Comparison, ImageDiff, compare_paths
 from jwenv.report import (
     PLOTS_HINT,
+    findings,
     image_picture,
     level_summaries,
     pool_maxabs,
@@ -82,6 +83,21 @@ def test_demo_verbose_has_every_file() -> None:
     for name in comparison.only_in_a:
         assert name in text
     assert "orientation" in text and "0.253 (mod 180)" in text
+
+
+def test_renumbered_sources_rank_below_a_changed_measurement(tmp_path: Path) -> None:
+    from test_compare_catalogs import sky_catalog
+
+    a, b = sky_catalog(), sky_catalog()
+    b["label"] = b["label"][::-1]  # the other release numbers the sources the other way
+    b["aper_total_flux"][2] *= 1.5
+    a.write(tmp_path / "a_cat.ecsv")
+    b.write(tmp_path / "b_cat.ecsv")
+    (fc,) = compare_paths(tmp_path / "a_cat.ecsv", tmp_path / "b_cat.ecsv").files
+    ranked = [(f.item, f.text) for f in findings(fc)]
+    assert ranked[0] == ("aper_total_flux",
+                         "aper_total_flux: 1 of 6 rows beyond tol, max|Δ| 7e-07")
+    assert ranked[-1][0] == "label"
 
 
 def test_product_levels() -> None:

@@ -40,6 +40,9 @@ PANEL_PIXELS = 512  # longest side of one picture panel, in data pixels after po
 # Tables that repeat header keywords (a level-3 product's HDRTAB, one row per input):
 # their differences are provenance, not data.
 METADATA_TABLES = frozenset({"HDRTAB"})
+# Catalog columns that number sources: renumbering is not a measurement changing, so
+# they rank last among the worst differences (they are still reported).
+ID_COLUMNS = frozenset({"label", "id", "source_id", "nn_label"})
 # Pipeline order for product levels; levels not listed come after, alphabetically.
 LEVEL_ORDER = ("uncal", "dark", "ramp", "trapsfilled", "rateints", "rate", "calints", "cal",
                "crfints", "crf", "bsubints", "bsub", "s2d", "s3d", "x1dints", "x1d", "c1d",
@@ -335,7 +338,8 @@ def findings(fc: FileComparison) -> list[Finding]:
                 text += f" beyond tol, max|Δ| {_num(c.max_abs_diff)}{_period(c.period)}"
             if c.dtype_a != c.dtype_b:
                 text += f" ({c.dtype_a} → {c.dtype_b})"
-            add(c.n_different / max(rows, 1), c.name, text)
+            weight = 0.01 if c.name.lower() in ID_COLUMNS else 1.0
+            add(weight * c.n_different / max(rows, 1), c.name, text)
         for name in t.columns_only_in_a + t.columns_only_in_b:
             side = "A" if name in t.columns_only_in_a else "B"
             add(1.0, name, f"column {name} only in {side}")
