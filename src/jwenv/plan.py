@@ -410,7 +410,7 @@ class Job:
     memory: int = BASE_BYTES
     asn: dict[str, Any] | None = None  # the association file to write at `target`
     given_inputs: list[Path] = field(default_factory=list)  # inputs not made by the plan
-    optional: list[Path] = field(default_factory=list)  # what it may write (a catalog)
+    optional: list[Path] = field(default_factory=list)  # what it may write (a catalog, s2d)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "stage": self.stage, "pipeline": self.pipeline,
@@ -484,10 +484,15 @@ def jobs(inputs: Sequence[Input], grouping: Grouping | None, out: Path,
             target = out / "asn" / f"{asn.name}_{asn.asn_type or 'image2'}_asn.json"
             pipeline = pipeline_for(2, [sci])
             nints = int(sci.header.get("NINTS") or 1)
+            # Spec2 also writes the resampled 2-D and the extracted 1-D spectrum of slit
+            # modes (MIRI LRS fixed slit: _s2d, _x1d); other modes make other sets
+            optional = [] if pipeline == "Image2Pipeline" else \
+                [out / f"{asn.science[0]}_{s}.fits" for s in ("s2d", "x1d")]
             plan.append(Job(f"2/{asn.name}", 2, pipeline, asn.name, target,
                             [p for _k, p in files], [cal], needs=needs,
                             memory=BASE_BYTES + STAGE2_BYTES_PER_PIXEL * sci.pixels() * nints,
-                            asn=_asn_document(asn, files), given_inputs=given))
+                            asn=_asn_document(asn, files), given_inputs=given,
+                            optional=optional))
             made[f"{asn.science[0]}/3"] = (cal, f"2/{asn.name}")
     if 3 in stages:
         for asn in grouping.level3:
@@ -512,8 +517,10 @@ def jobs(inputs: Sequence[Input], grouping: Grouping | None, out: Path,
             if pipeline == "Image3Pipeline":  # a field with no source has no catalog
                 products = [out / f"{asn.name}_i2d.fits"]
                 optional = [out / f"{asn.name}_cat.ecsv"]
-            else:  # spectra: the combined 1-D product (not yet run end to end)
+            else:  # spectra: the 1-D spectrum (run end to end: MIRI LRS fixed slit, whose
+                # Spec3 also writes the combined 2-D _s2d; _c1d where the mode combines)
                 products = [out / f"{asn.name}_x1d.fits"]
+                optional = [out / f"{asn.name}_{s}.fits" for s in ("s2d", "c1d")]
             pixels = sum(m.pixels() for m in known) or len(files) * 2048 * 2048
             target = out / "asn" / f"{asn.name}_{asn.asn_type or 'image3'}_asn.json"
             plan.append(Job(f"3/{asn.name}", 3, pipeline, asn.name, target,

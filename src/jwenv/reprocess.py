@@ -454,6 +454,16 @@ def product_summary(path: Path) -> str:
         from astropy.io import fits
 
         with fits.open(path, memmap=True) as hdul:
+            if "EXTRACT1D" in hdul:  # a spectrum (x1d, c1d): rows, range, median flux
+                spec = hdul["EXTRACT1D"]
+                wave, flux = spec.data["WAVELENGTH"], spec.data["FLUX"]
+                ok = np.isfinite(wave) & np.isfinite(flux)
+                if not ok.any():
+                    return f"{len(wave)} rows, no finite flux"
+                unit = spec.columns["FLUX"].unit or ""
+                return (f"{len(wave)} rows, {wave[ok].min():.4g}–{wave[ok].max():.4g} "
+                        f"{spec.columns['WAVELENGTH'].unit or ''}, median flux "
+                        f"{np.median(flux[ok]):.4g} {unit}".rstrip())
             sci = hdul["SCI"].data
             unit = hdul["SCI"].header.get("BUNIT", "")
             finite = np.isfinite(sci)
