@@ -115,15 +115,19 @@ def prepare(envs: list[Env], out: Path, *, program: bool = False,
 def match_truth(catalog: Path, truth: Path, tol_arcsec: float = 0.05) -> dict[str, Any]:
     """How many injected sources the stage-3 catalog found within `tol_arcsec`."""
     import astropy.units as u
+    import numpy as np
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
-    found = Table.read(catalog, format="ascii.ecsv")["sky_centroid"]
+    listed = Table.read(catalog, format="ascii.ecsv")["sky_centroid"]
+    # a segment with no centroid (0.15.1: the zero-filled border of an over-subtracted
+    # i2d) has NaN coordinates; it matches nothing and must not poison the minimum
+    found = listed[np.isfinite(listed.ra.deg) & np.isfinite(listed.dec.deg)]
     t = Table.read(truth, format="ascii.ecsv")
     injected = SkyCoord(t["ra"], t["dec"], unit="deg")
     # nearest catalog source per injected one (brute force: no scipy needed)
     sep = injected[:, None].separation(found[None, :]).to(u.arcsec).min(axis=1).value
-    return {"injected": len(t), "catalog": len(found),
+    return {"injected": len(t), "catalog": len(listed),
             "recovered": int((sep < tol_arcsec).sum()), "worst_arcsec": float(sep.max()),
             "tolerance_arcsec": tol_arcsec}
 

@@ -20,9 +20,10 @@ offline too (``Env.run_script``), so CRDS never looks for a server.
 With ``--program`` it writes instead a full NIRCam imaging program for Detector1 → Image2 →
 Image3: two dithered 400×400 star-field exposures (the second with a pointing error in its
 header), one star-free background exposure in its own observation, ``truth.ecsv`` (RA/Dec
-of every injected star) and the stage-2/3 references (distortion, filteroffset, flat,
-photom, area, apcorr, abvegaoffset). No association files: the release's own rules group
-the exposures (``jwenv reprocess``).
+of every injected star) and the stage-2/3 references this release's Image2/Image3 steps
+declare and its crds knows (of distortion, filteroffset, flat, photom, area, drizpars,
+apcorr, abvegaoffset: ``chain_builders``). No association files: the release's own rules
+group the exposures (``jwenv reprocess``).
 
 With ``--observations N``, ``--filters F1,F2`` and/or ``--dithers N`` (each implies
 ``--program``) it writes a *whole program* instead: N observations of different targets,
@@ -36,7 +37,9 @@ With ``--second-context [FILTER]`` (``--program`` or a whole program) the cache 
 ``jwst_9001.pmap``: the same as ``jwst_9000.pmap`` except that FILTER's flat (default
 F150W) is a new file, 2% higher (``jwst_nircam_flat_9100.fits``). Every other type resolves
 to the same file under both. The JSON's ``contexts`` lists both and ``second_context``
-says what differs and for which exposures. ``--extend`` tops up every generated context.
+says what differs and for which exposures. ``--extend`` tops up every generated context:
+N/A for types this release knows and the cache lacks, and the stage-2/3 references its
+steps use that an older generating release did not write (``extend_references``).
 
 Step-parameter references (``pars-*``) are mapped to ``'N/A'`` in the imap, so runs work
 with or without ``--disable-crds-steppars``; the code defaults of the release apply.
@@ -521,6 +524,29 @@ def _write_context(mapdir: Path, serial: str, selections: dict[str, str]) -> lis
     return [context, imap] + [v for v in selections.values() if v != "N/A"]
 
 
+def write_reference(refdir: Path, scene: Scene, params: list[dict[str, Any]], kind: str,
+                    build: Callable[[Scene], Any], description: str,
+                    specs: dict[str, dict[str, Any]]
+                    ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], str]]]:
+    """Write `kind`'s reference file (one per filter for PER_FILTER_TYPES whose rmap selects
+    on the filter) with the release's datamodels; returns the crds spec it was written for
+    (``file_ext`` set) and, for write_rmap, each exposure's parameters with its file."""
+    spec = specs.get(kind, {"parkey": (("META.INSTRUMENT.DETECTOR",), DATE_PARKEYS)})
+    ext = ASDF_TYPES.get(kind, spec.get("file_ext", ".fits"))
+    spec = dict(spec, file_ext=ext)
+    per_filter = kind in PER_FILTER_TYPES and FILTER_PARKEY in _parkeys(spec)[0]
+    files: list[tuple[dict[str, Any], str]] = []
+    for i, filt in enumerate(scene.filters if per_filter else scene.filters[:1]):
+        scene.use_filter(filt)
+        filename = f"jwst_nircam_{kind}_{int(CONTEXT_SERIAL) + i}{ext}"
+        model = build(scene)
+        _ref_meta(model, scene, kind, description)
+        _quiet_save(model, refdir / filename)
+        files += [(p, filename) for p in params
+                  if not per_filter or _match_value(p, FILTER_PARKEY) == filt.upper()]
+    return spec, files
+
+
 def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]],
                      builders: dict[str, tuple[Callable[[Scene], Any], str]],
                      extra_kinds: set[str], second_filter: str | None = None
@@ -553,19 +579,9 @@ def write_crds_cache(crds_path: Path, scene: Scene, params: list[dict[str, Any]]
     if second_filter is not None and CHANGED_KIND not in builders:
         raise ValueError(f"--second-context: this program has no {CHANGED_KIND} reference")
     for kind, (build, description) in builders.items():
-        spec = specs.get(kind, {"parkey": (("META.INSTRUMENT.DETECTOR",), DATE_PARKEYS)})
-        ext = ASDF_TYPES.get(kind, spec.get("file_ext", ".fits"))
-        spec = dict(spec, file_ext=ext)
+        spec, files = write_reference(refdir, scene, params, kind, build, description, specs)
+        ext = spec["file_ext"]
         per_filter = kind in PER_FILTER_TYPES and FILTER_PARKEY in _parkeys(spec)[0]
-        files: list[tuple[dict[str, Any], str]] = []
-        for i, filt in enumerate(scene.filters if per_filter else scene.filters[:1]):
-            scene.use_filter(filt)
-            filename = f"jwst_nircam_{kind}_{int(CONTEXT_SERIAL) + i}{ext}"
-            model = build(scene)
-            _ref_meta(model, scene, kind, description)
-            _quiet_save(model, refdir / filename)
-            files += [(p, filename) for p in params
-                      if not per_filter or _match_value(p, FILTER_PARKEY) == filt.upper()]
         selections[kind] = write_rmap(mapdir, kind, spec, files)
         if second_filter is not None and kind == CHANGED_KIND:
             if not per_filter:
@@ -662,16 +678,21 @@ def _wcs_model(scene: Scene, ra: float, dec: float, roll: float) -> Any:
 
 
 def sky_transform(scene: Scene, ra: float, dec: float, roll: float) -> Any:
-    """Subarray pixel (0-based) -> (RA, Dec), built like assign_wcs builds NIRCam imaging."""
+    """Subarray pixel (0-based) -> (RA, Dec), built like assign_wcs builds NIRCam imaging.
+
+    A release whose assign_wcs has no velocity-aberration model (0.15-era: no
+    ``pointing.dva_corr_model``) leaves it out, as its own WCS does."""
     from astropy.modeling import models
     from jwst.assign_wcs import pointing
 
     wcs_model = _wcs_model(scene, ra, dec, roll)
     tel2sky = pointing.v23tosky(wcs_model)
-    va = pointing.dva_corr_model(va_scale=VA_SCALE, v2_ref=APERTURE["v2_ref"],
-                                 v3_ref=APERTURE["v3_ref"])
     wcs_model.close()
-    return models.Shift(0) & models.Shift(0) | distortion_model(scene) | va | tel2sky
+    transform = models.Shift(0) & models.Shift(0) | distortion_model(scene)
+    if hasattr(pointing, "dva_corr_model"):
+        transform = transform | pointing.dva_corr_model(
+            va_scale=VA_SCALE, v2_ref=APERTURE["v2_ref"], v3_ref=APERTURE["v3_ref"])
+    return transform | tel2sky
 
 
 def _set_pointing(model: Any, scene: Scene, ra: float, dec: float, roll: float) -> None:
@@ -774,6 +795,16 @@ def ref_abvegaoffset(s: Scene) -> Any:
     return model
 
 
+def ref_drizpars(s: Scene) -> Any:
+    """One wild-card row with the resample step's own defaults (releases whose resample
+    step still reads drizpars; those that take its values use these)."""
+    table = np.array([(1, "ANY", 1.0, "square", "INDEF", "exptime", 10)],
+                     dtype=[("numimages", "i4"), ("filter", "S40"), ("pixfrac", "f4"),
+                            ("kernel", "S10"), ("fillval", "S10"), ("wht_type", "S10"),
+                            ("stepsize", "i4")])
+    return dm.DrizParsModel(data=table)
+
+
 CHAIN_REFS: dict[str, tuple[Callable[[Scene], Any], str]] = {
     **DETECTOR1_REFS,
     "distortion": (ref_distortion, "Linear pixel to V2/V3 model (no distortion)"),
@@ -781,11 +812,27 @@ CHAIN_REFS: dict[str, tuple[Callable[[Scene], Any], str]] = {
     "flat": (ref_flat, "Pixel response injected into the data"),
     "photom": (ref_photom, "Round-number photometric conversion"),
     "area": (ref_area, "Uniform pixel area"),
+    "drizpars": (ref_drizpars, "Default drizzle parameters"),
     "apcorr": (ref_apcorr, "Gaussian-PSF aperture corrections"),
     "abvegaoffset": (ref_abvegaoffset, "AB to Vega offset"),
 }
 CHAIN_PIPELINES = ["jwst.pipeline.Detector1Pipeline", "jwst.pipeline.Image2Pipeline",
                    "jwst.pipeline.Image3Pipeline"]
+
+
+def chain_builders(wanted: dict[str, list[str]]) -> dict[str, tuple[Callable[[Scene], Any], str]]:
+    """The stage 1-3 references this release uses: every Detector1 type, and each stage-2/3
+    type that one of its steps declares (`wanted`, from pipeline_reftypes) and its crds knows
+    for NIRCam. A probe of the release, not a version table: 0.15.1 declares drizpars
+    (resample) and neither apcorr nor abvegaoffset (its source catalog reads no reference),
+    and its crds has no NIRCam filteroffset; 1.12.5 uses all eight; 1.20.2 and 3.0.0 all but
+    drizpars."""
+    declared = {t for types in wanted.values() for t in types}
+    if not declared:  # the pipelines could not be imported: write everything
+        return dict(CHAIN_REFS)
+    known = set(crds_filekinds())
+    return {kind: build for kind, build in CHAIN_REFS.items()
+            if kind in DETECTOR1_REFS or (kind in declared and kind in known)}
 
 
 def make_full_program(out: Path, seed: int, size: int = 400,
@@ -859,17 +906,20 @@ def make_full_program(out: Path, seed: int, size: int = 400,
         _quiet_save(model, path)
         exposures.append(path)
 
+    if not refpix_accepts_unusable(scene, exposures[0]):
+        scene.use_reference_pixels()
     params = crds_params(exposures[0])
     wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
     extra = {t for types in wanted.values() for t in types} | pars
-    cache = write_crds_cache(out / "crds", scene, [params], CHAIN_REFS, extra, second_filter)
+    cache = write_crds_cache(out / "crds", scene, [params], chain_builders(wanted), extra,
+                             second_filter)
     if "second_context" in cache:
         cache["second_context"]["exposures"] = [str(p) for p in exposures]
 
     # No association files: jwenv groups the exposures with the release's own rules.
     return {"context": CONTEXT, "crds_path": str(out / "crds"),
             "uncal": [str(p) for p in exposures], **cache,
-            "truth": str(truth_path),
+            "truth": str(truth_path), "refpix_flags": scene.refpix_flags,
             "size": size, "seed": seed}
 
 
@@ -1025,10 +1075,13 @@ def make_whole_program(out: Path, seed: int, size: int, n_obs: int, filters: lis
         uncal.append(path)
         background.append(str(path))
 
+    if not refpix_accepts_unusable(scene, uncal[0]):
+        scene.use_reference_pixels()
     params = [crds_params(p) for p in uncal]
     wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
     extra = {t for types in wanted.values() for t in types} | pars
-    cache = write_crds_cache(out / "crds", scene, params, CHAIN_REFS, extra, second_filter)
+    cache = write_crds_cache(out / "crds", scene, params, chain_builders(wanted), extra,
+                             second_filter)
     if "second_context" in cache:  # the exposures whose selection differs
         cache["second_context"]["exposures"] = [
             str(p) for p, par in zip(uncal, params)  # noqa: B905 (py3.6)
@@ -1037,7 +1090,7 @@ def make_whole_program(out: Path, seed: int, size: int, n_obs: int, filters: lis
             "uncal": [str(p) for p in uncal], "background": background,
             "observations": observations, "filters": list(filters), "dithers": n_dithers,
             **cache, "size": size, "subarray": scene.subarray,
-            "seed": seed}
+            "refpix_flags": scene.refpix_flags, "seed": seed}
 
 
 # ----------------------------------------------------------------------------- main
@@ -1092,22 +1145,76 @@ def make_detector1(out: Path, size: int, seed: int) -> dict[str, Any]:
             "size": size, "seed": seed}
 
 
+# Reference types whose content is the generated scene itself (its bias, dark, bad pixels,
+# pixel response): only the generating run can write them, never --extend.
+SCENE_TYPES = {"mask", "superbias", "dark", "flat"}
+
+
+def _read_imap(imap: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    import ast
+
+    text = imap.read_text()
+    header = ast.literal_eval(text.split("header = ", 1)[1].split("\n\nselector = ", 1)[0])
+    return header, ast.literal_eval(text.split("selector = ", 1)[1])
+
+
+def _write_imap(imap: Path, header: dict[str, Any], selections: dict[str, str]) -> None:
+    header = {k: v for k, v in header.items() if k != "sha1sum"}
+    body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items()))
+    imap.write_text(_mapping_text(header, body + "}"))
+
+
+def extend_references(out: Path, selections: dict[str, str],
+                      wanted: dict[str, list[str]]) -> dict[str, str]:
+    """References for the stage-2/3 types *this* release's steps use that the cache (made
+    by an older release, for the chain) maps to N/A or lacks: e.g. apcorr and abvegaoffset
+    for a current source catalog in a program 0.15.1 made (its catalog step reads none).
+    Written with this release's datamodels: only this release and newer ones read them
+    (an older one that used a type would have written it). Returns kind -> new rmap; {} for
+    a Detector1-only cache (no distortion rmap: no stage-2/3 references to complete)."""
+    if selections.get("distortion", "N/A") == "N/A":
+        return {}
+    missing = {kind: build for kind, build in chain_builders(wanted).items()
+               if selections.get(kind, "N/A") == "N/A" and kind not in SCENE_TYPES}
+    uncal = sorted((out / "data").glob("*_uncal.fits"))
+    if not missing or not uncal:
+        return {}
+    params = [crds_params(p) for p in uncal]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with dm.open(str(uncal[0])) as model:
+            size = int(model.data.shape[-1])
+    scene = Scene(size, 0)
+    scene.filters = list(dict.fromkeys(_match_value(p, FILTER_PARKEY) for p in params))
+    scene.use_filter(scene.filters[0])
+    refdir = out / "crds" / "references" / "jwst" / "nircam"
+    mapdir = out / "crds" / "mappings" / "jwst"
+    specs = crds_filekinds()
+    added: dict[str, str] = {}
+    for kind, (build, description) in missing.items():
+        spec, files = write_reference(refdir, scene, params, kind, build, description, specs)
+        added[kind] = write_rmap(mapdir, kind, spec, files)
+    return added
+
+
 def extend_mappings(out: Path) -> dict[str, Any]:
-    """Map to N/A the reference types *this* release knows that the cache's imap lacks.
+    """Top up a cache made earlier by an older release for what *this* release asks for.
 
     The program is generated once, by the oldest release that will read it (files
     written by an older datamodels load in newer releases, not always the reverse).
     A newer release may ask CRDS for types that did not exist then (e.g. chromcorr in
-    3.0's Image2) and CRDS refuses an unknown type: each newer release runs this pass.
+    3.0's Image2) and CRDS refuses an unknown type: each newer release maps them to N/A.
+    Its stage-2/3 steps may also need references the older one did not use (a chain
+    program made by 0.15.1 has no apcorr or abvegaoffset): extend_references writes them.
     Every generated context is extended (jwst_9000.pmap, and jwst_9001.pmap if the cache
     was made with --second-context): only its imap changes; the pmap names it, and a
     mapping's checksum covers its own text only.
     """
-    import ast
-
     mapdir = out / "crds" / "mappings" / "jwst"
     wanted, pars = pipeline_reftypes(CHAIN_PIPELINES)
     known = set(crds_filekinds()) | {t for types in wanted.values() for t in types} | pars
+    _, selections = _read_imap(mapdir / f"jwst_nircam_{CONTEXT_SERIAL}.imap")
+    references = extend_references(out, selections, wanted)
     contexts: list[str] = []
     added: list[str] = []
     for serial in (CONTEXT_SERIAL, SECOND_SERIAL):
@@ -1115,18 +1222,23 @@ def extend_mappings(out: Path) -> dict[str, Any]:
         if serial != CONTEXT_SERIAL and not imap.is_file():
             continue
         contexts.append(f"jwst_{serial}.pmap")
-        text = imap.read_text()
-        header = ast.literal_eval(text.split("header = ", 1)[1].split("\n\nselector = ", 1)[0])
-        selections = ast.literal_eval(text.split("selector = ", 1)[1])
-        new = sorted(known - set(selections))
-        if new:
+        header, selections = _read_imap(imap)
+        new = sorted(known - set(selections) - set(references))
+        if new or references:
             selections.update({kind: "N/A" for kind in new})
-            header.pop("sha1sum", None)
-            body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items()))
-            imap.write_text(_mapping_text(header, body + "}"))
+            selections.update(references)
+            _write_imap(imap, header, selections)
         added += [kind for kind in new if kind not in added]
+    if references:  # the cache's list of its mappings names the new rmaps too
+        import ast
+
+        config = out / "crds" / "config" / "jwst" / "server_config"
+        server_config = ast.literal_eval(config.read_text())
+        server_config["mappings"] = sorted(set(server_config.get("mappings", []))
+                                           | set(references.values()))
+        config.write_text(pprint.pformat(server_config) + "\n")
     return {"context": CONTEXT, "contexts": contexts, "crds_path": str(out / "crds"),
-            "added_na_types": sorted(added)}
+            "added_na_types": sorted(added), "added_reference_types": sorted(references)}
 
 
 def _one_filter(text: str) -> str:
