@@ -7,6 +7,7 @@ stdout line:
 - ``health_check.py``: the health check (jwenv.health);
 - ``make_asn.py``: associations and pipeline facts, with the release's own tools;
 - ``make_program.py``: the synthetic offline program and its CRDS cache (jwenv.offline);
+- ``make_spectra.py``: the synthetic MIRI LRS fixed-slit program and its cache (jwenv.offline);
 - ``worker.py``: a warm worker that runs strun jobs in-process (jwenv.workers);
 - ``bestrefs.py``: best references under two contexts, by the release's crds (jwenv.refs);
 - ``crds_sync.py``: fetch (offline: check) the references inputs need (jwenv.refs.sync).
