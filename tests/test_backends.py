@@ -77,3 +77,30 @@ def test_a_missing_interpreter_is_one_clear_error(tmp_path):
         UvBackend().create(env_dir=tmp_path / "env", python=tmp_path / "python9.9",
                            log=tmp_path / "log")
     assert os.environ.get("UV_OFFLINE") == "1" and sys.executable  # unit tests stay offline
+
+
+def test_per_package_build_settings_and_overrides_go_to_uv(tmp_path):
+    plan = InstallPlan("dated", ["jwst @ git+file:///m@0.14.2"], overrides=["asdf==2.4.2"],
+                       build_requirements={"jwst": ["numpy", "astropy"]},
+                       build_variables={"jwst": {"SETUPTOOLS_SCM_PRETEND_VERSION": "1.0+gab"}})
+    files = plan.write_files(tmp_path)
+    assert files["overrides"].read_text() == "asdf==2.4.2\n"
+    import tomllib
+
+    config = tomllib.loads(files["uv-config"].read_text())["pip"]
+    assert config["extra-build-dependencies"] == {"jwst": ["numpy", "astropy"]}
+    assert config["extra-build-variables"] == {
+        "jwst": {"SETUPTOOLS_SCM_PRETEND_VERSION": "1.0+gab"}}
+    args = UvBackend()._plan_args(plan, files)
+    assert args[args.index("--overrides") + 1] == str(files["overrides"])
+    assert args[args.index("--config-file") + 1] == str(files["uv-config"])
+    d = plan.to_dict()
+    assert d["overrides"] == ["asdf==2.4.2"] and d["build_requirements"]["jwst"]
+
+
+def test_pip_refuses_what_it_cannot_express(tmp_path):
+    from jwenv.errors import InstallFailed
+
+    plan = InstallPlan("dated", ["jwst"], overrides=["asdf==2.4.2"])
+    with pytest.raises(InstallFailed, match="use --backend uv"):
+        VirtualenvBackend().install(env_dir=tmp_path / "env", plan=plan, log=tmp_path / "l")

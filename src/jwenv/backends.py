@@ -8,7 +8,9 @@ wheels (`InstallPlan.only_binary`), is decided by strategies.py.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,25 +39,65 @@ class InstallPlan:
     exclude_newer_packages: dict[str, str] = field(default_factory=dict)
     only_binary: list[str] = field(default_factory=list)  # never built from source
     notes: list[str] = field(default_factory=list)
+    # Requirements that replace what a package declares (a git-URL pin -> a PyPI release).
+    overrides: list[str] = field(default_factory=list)
+    # Pure-Python helpers importable in every sdist build (on the builds' PYTHONPATH):
+    # old setup.py files clone `relic` from GitHub unless it is importable.
+    build_helpers: list[str] = field(default_factory=list)
+    # Extra build requirements per package (sources from before PEP 518 import numpy in
+    # setup.py without declaring it), and build-time variables per package.
+    build_requirements: dict[str, list[str]] = field(default_factory=dict)
+    build_variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The Python minor versions the release ran on ("3.6"); empty: any that resolves.
+    pythons: list[str] = field(default_factory=list)
+    # Release-fix site hooks written into the environment after the install (by name).
+    site_hooks: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"strategy": self.strategy, "requirements": self.requirements,
                 "constraints": self.constraints, "build_constraints": self.build_constraints,
                 "exclude_newer": self.exclude_newer.isoformat() if self.exclude_newer else None,
                 "exclude_newer_packages": self.exclude_newer_packages,
-                "only_binary": self.only_binary, "notes": self.notes}
+                "only_binary": self.only_binary, "notes": self.notes,
+                "overrides": self.overrides, "build_helpers": self.build_helpers,
+                "build_requirements": self.build_requirements,
+                "build_variables": self.build_variables, "pythons": self.pythons,
+                "site_hooks": self.site_hooks}
 
     def write_files(self, where: Path) -> dict[str, Path]:
         """Requirement files beside the build, kept in the env for the record."""
         where.mkdir(parents=True, exist_ok=True)
         files = {}
         for key, lines in (("requirements", self.requirements), ("constraints", self.constraints),
-                           ("build-constraints", self.build_constraints)):
+                           ("build-constraints", self.build_constraints),
+                           ("overrides", self.overrides)):
             if lines:
                 path = where / f"{key}.txt"
                 path.write_text("".join(f"{line}\n" for line in lines))
                 files[key] = path
+        if self.build_requirements or self.build_variables:
+            path = where / "uv.toml"
+            path.write_text(_uv_build_settings(self.build_requirements, self.build_variables))
+            files["uv-config"] = path
         return files
+
+
+def _uv_build_settings(requirements: dict[str, list[str]],
+                       variables: dict[str, dict[str, str]]) -> str:
+    """A uv.toml with uv's per-package build settings (no TOML writer in the stdlib)."""
+    def q(text: str) -> str:
+        return json.dumps(text)  # a JSON string is a valid TOML basic string
+
+    lines = ["[pip]"]
+    if requirements:
+        lines.append("extra-build-dependencies = { " + ", ".join(
+            f"{q(pkg)} = [{', '.join(q(r) for r in reqs)}]"
+            for pkg, reqs in sorted(requirements.items())) + " }")
+    if variables:
+        lines.append("extra-build-variables = { " + ", ".join(
+            f"{q(pkg)} = {{ {', '.join(f'{q(k)} = {q(v)}' for k, v in sorted(env.items()))} }}"
+            for pkg, env in sorted(variables.items())) + " }")
+    return "\n".join(lines) + "\n"
 
 
 def _stream(cmd: list[str], log: Path, on_line: LineSink | None, env: dict[str, str],
@@ -115,6 +157,40 @@ class Backend(ABC):
         """An installer's environment: nothing of another Python, no active venv."""
         return isolated()
 
+    @staticmethod
+    def with_build_helpers(env: dict[str, str], plan: InstallPlan, *, where: Path,
+                           python: Path, log: Path) -> dict[str, str]:
+        """`env` with the plan's build helpers importable in every sdist build.
+
+        They go to `where/build-helpers` (installed once per build directory) and onto
+        PYTHONPATH, which the installer's isolated build environments inherit: an old
+        setup.py that would clone `relic` from GitHub imports it instead. Only the helpers'
+        own top-level packages are kept (relic's sdist also installs a `tests` package).
+        """
+        if not plan.build_helpers:
+            return env
+        target = where / "build-helpers"
+        if not target.is_dir():
+            staging = where / "build-helpers.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            cmd = [uv_bin(), "pip", "install", "--quiet", "--no-deps", "--target", str(staging),
+                   "--python", str(python), *plan.build_helpers]
+            if _stream(cmd, log, None, {**isolated(), "UV_PYTHON_DOWNLOADS": "never"}) != 0:
+                raise InstallFailed(f"could not install the build helpers "
+                                    f"{', '.join(plan.build_helpers)}: {tail(log)}")
+            keep = {_helper_name(r) for r in plan.build_helpers}
+            for entry in staging.iterdir():
+                stem = entry.name.split("-")[0] if entry.name.endswith(".dist-info") \
+                    else entry.name.removesuffix(".py")
+                if _helper_name(stem) not in keep:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            staging.rename(target)
+        return {**env, "PYTHONPATH": str(target)}
+
+
+def _helper_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ @]", requirement.strip(), maxsplit=1)[0].lower().replace("-", "_")
+
 
 def uv_bin() -> str:
     """The uv binary shipped by the `uv` PyPI package (a jwenv dependency)."""
@@ -169,13 +245,19 @@ class UvBackend(Backend):
             args += ["--exclude-newer", plan.exclude_newer.strftime("%Y-%m-%dT%H:%M:%SZ")]
         for pkg, when in plan.exclude_newer_packages.items():
             args += ["--exclude-newer-package", f"{pkg}={when}"]
+        if "overrides" in files:
+            args += ["--overrides", str(files["overrides"])]
+        if "uv-config" in files:  # per-package build requirements and variables
+            args += ["--config-file", str(files["uv-config"])]
         return args
 
     def install(self, *, env_dir, plan, log, on_line=None):
         files = plan.write_files(env_dir / "jwenv-plan")
-        cmd = [uv_bin(), "pip", "install", "--python", str(env_dir / "bin" / "python"),
+        python = env_dir / "bin" / "python"
+        cmd = [uv_bin(), "pip", "install", "--python", str(python),
                "-r", str(files["requirements"]), *self._plan_args(plan, files)]
-        if _stream(cmd, log, on_line, self._env(), cwd=log.parent) != 0:
+        env = self.with_build_helpers(self._env(), plan, where=log.parent, python=python, log=log)
+        if _stream(cmd, log, on_line, env, cwd=log.parent) != 0:
             raise InstallFailed(f"uv pip install failed: {tail(log)}")
 
     def can_resolve(self, *, python, plan, log):
@@ -184,7 +266,8 @@ class UvBackend(Backend):
         # built from source for a newer Python fails here, in a second, not in the build.
         cmd = [uv_bin(), "pip", "compile", "--quiet", "--python", str(python),
                "-o", os.devnull, str(files["requirements"]), *self._plan_args(plan, files)]
-        return _stream(cmd, log, None, self._env(), cwd=log.parent) == 0
+        env = self.with_build_helpers(self._env(), plan, where=log.parent, python=python, log=log)
+        return _stream(cmd, log, None, env, cwd=log.parent) == 0
 
     def freeze(self, *, env_dir):
         out = subprocess.run([uv_bin(), "pip", "freeze", "--python",
@@ -212,8 +295,13 @@ class VirtualenvBackend(Backend):
 
     def install(self, *, env_dir, plan, log, on_line=None):
         py = env_dir / "bin" / "python"
+        if plan.overrides or plan.build_requirements or plan.build_variables:
+            raise InstallFailed("this release needs per-package build settings or overrides "
+                                "(an old source tree, or a dependency pinned to a git commit), "
+                                "which pip cannot express; use --backend uv")
         files = plan.write_files(env_dir / "jwenv-plan")
-        env = self.base_env()
+        env = self.with_build_helpers(self.base_env(), plan, where=log.parent, python=py,
+                                      log=log)
         env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
         cmd = [str(py), "-m", "pip", "install", "--progress-bar", "off",
                "-r", str(files["requirements"])]
