@@ -255,3 +255,57 @@ def test_remove_of_a_missing_env_does_not_suggest_installing_it():
     line = _one_line_error(cli("remove", "7.7.7"), "no environment named '7.7.7'",
                            "jwenv list")
     assert "install" not in line
+
+
+# -- git-only releases: bad input is one line and exit 2 (issue 17) ----------------------
+def _git_only_index(tmp_path, monkeypatch, rows: str):
+    from test_releases import README, _pypi_json
+
+    data = _pypi_json()
+    data["info"]["description"] = README.replace("| 0.15.1   |", rows + "\n| 0.15.1   |")
+    index = tmp_path / "jwst.json"
+    index.write_text(json.dumps(data))
+    monkeypatch.setenv("JWENV_PYPI_URL", index.as_uri())
+
+
+def _mirror(path, *tags):
+    from test_releases import _repo_with_tags
+
+    return _repo_with_tags(path, *tags)
+
+
+def test_git_only_bad_input_is_one_line_exit_2(tmp_path, monkeypatch):
+    repo = _mirror(tmp_path / "mirror" / "jwst", "0.7.7", "0.9.2", "0.9.4")
+    _git_only_index(tmp_path, monkeypatch,
+                    "| 0.7.7 | B7.0 | 2016_2 | 303 | 2016-12-13 | | final |\n"
+                    "| 0.9.3 | B7.1.3rc1 | | 457 | 2018-05-11 | | rc1 |")
+    monkeypatch.setenv("JWENV_JWST_GIT", str(repo))  # a plain directory
+    cases = [
+        (["install", f"git+{repo.as_uri()}@0.9.9"], ["has no tag or branch '0.9.9'",
+                                                     "nearest tags: 0.9.4"]),
+        (["install", "0.9.3"], ["jwst 0.9.3 has no tag: DMS built it from commit d795045",
+                                "does not have (nearest tags: 0.9.2, 0.9.4)"]),
+        (["install", "0.7.7", "--backend", "uv"], ["jwst 0.7.7 ran on Python 2.7 or 3.5",
+                                                   "uv python install 3.5"]),
+        (["install", f"git+{(tmp_path / 'mirror').as_uri()}@0.7.7"],
+         ["is not a git repository"]),
+    ]
+    for args, needles in cases:
+        out = cli(*args)
+        _one_line_error(out, *needles)
+        assert out.returncode == 2, (args, out.stderr)
+
+
+def test_available_all_marks_known_releases(tmp_path, monkeypatch):
+    from jwenv import strategies
+
+    _git_only_index(tmp_path, monkeypatch,
+                    "| 0.7.7 | B7.0 | 2016_2 | 303 | 2016-12-13 | | final |")
+    monkeypatch.setattr(strategies, "known_releases", lambda: {
+        "0.15.1": {"ok": True, "strategy": "ops", "python": "3.8.18", "detector1": True},
+        "0.7.7": {"ok": False, "why": "needs Python 3.5"}})
+    rows = {r["version"]: r for r in json.loads(cli("available", "--all", "--json").stdout)}
+    assert rows["0.15.1"]["known"]["ok"] and not rows["0.7.7"]["known"]["ok"]
+    assert rows["3.0.0"]["known"] is None  # not measured
+    table = cli("available", "--all").stdout
+    assert "known" in table and "no: needs" in table

@@ -37,3 +37,14 @@ def test_missing_message_names_need_found_and_fix():
     fake = [interpreters.Interpreter(Path("/x/python3.11"), Version("3.11.7"), "path")]
     msg = interpreters.missing_message(">=3.6,<3.9", fake)
     assert ">=3.6,<3.9" in msg and "found: 3.11" in msg and "uv python install 3.8" in msg
+
+
+def test_a_release_of_an_older_python_says_which_and_how_to_get_it():
+    from jwenv.interpreters import era_message
+
+    found = [interpreters.Interpreter(Path("/x/python3.6"), Version("3.6.15"), "pyenv")]
+    msg = era_message("0.7.7", ["2.7", "3.5"], found)
+    assert msg.startswith("jwst 0.7.7 ran on Python 2.7 or 3.5 only")
+    assert "found: 3.6" in msg and "uv makes no Python 2 environments" in msg
+    assert "`uv python install 3.5`" in msg and "`pyenv install 3.5`" in msg
+    assert "\n" not in msg

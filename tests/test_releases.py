@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime, timezone
 
 import pytest
@@ -187,3 +188,50 @@ def test_a_product_is_not_a_release(spec):
         releases.resolve(spec, _no_index)
     assert f"jwenv install --like {spec}" in str(err.value)
     assert "source directory" not in str(err.value)
+
+
+# -- mirrors and git refs (issue 17) ----------------------------------------------------
+def _repo_with_tags(path, *tags):
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    for tag in tags:
+        subprocess.run(["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t",
+                        "commit", "-q", "--allow-empty", "-m", tag], check=True)
+        subprocess.run(["git", "-C", str(path), "tag", tag], check=True)
+    return path
+
+
+def test_a_mirror_given_as_a_plain_directory_is_its_file_url(tmp_path, monkeypatch, index):
+    mirror = _repo_with_tags(tmp_path / "srv" / "jwst", "0.15.1")
+    monkeypatch.setenv("JWENV_JWST_GIT", str(mirror))
+    got = releases.resolve("0.15.1", lambda: index)
+    assert got.git_repo == mirror.as_uri()
+    assert got.requirement == f"jwst @ git+{mirror.as_uri()}@0.15.1"
+    releases.check_git_ref(got.git_repo, got.git_ref)  # reachable, has the tag
+    assert releases.normalize_repo("https://example.org/jwst") == "https://example.org/jwst"
+    assert releases.normalize_repo("git@example.org:jwst.git") == "git@example.org:jwst.git"
+
+
+def test_bad_mirrors_and_refs_are_one_line_bad_input(tmp_path):
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    with pytest.raises(BadInput, match="is not a git repository"):
+        releases.check_git_ref(plain.as_uri(), "0.15.1")
+    repo = _repo_with_tags(tmp_path / "jwst", "0.9.2", "0.9.4", "0.15.1")
+    with pytest.raises(BadInput, match=r"has no tag or branch '0\.9\.9' \(nearest tags: "
+                                       r"0\.9\.4, 0\.15\.1\)"):
+        releases.check_git_ref(str(repo), "0.9.9")
+    with pytest.raises(BadInput, match=r"jwst 0\.9\.3 has no tag: DMS built it from commit "
+                                       r"d795045, which .* does not have \(nearest tags: "
+                                       r"0\.9\.2, 0\.9\.4\)"):
+        releases.check_git_ref(repo.as_uri(), "d795045", version="0.9.3")
+
+
+def test_a_dms_row_without_a_tag_resolves_to_the_commit_dms_built(monkeypatch):
+    data = _pypi_json()
+    data["info"]["description"] = README.replace(
+        "| 0.15.1   |", "| 0.9.3 | B7.1.3rc1 | | 457 | 2018-05-11 | | rc1 |\n| 0.15.1   |")
+    index = releases.build_index(data)
+    monkeypatch.setenv("JWENV_JWST_GIT", "https://example.org/jwst")
+    got = releases.resolve("0.9.3", lambda: index)
+    assert (got.git_ref, got.version) == ("d795045", "0.9.3")
+    assert "DMS built it from commit d795045" in got.note

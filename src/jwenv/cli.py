@@ -544,13 +544,14 @@ def available(
     """jwst releases: date, Pythons, paired CRDS context, DMS build, installed or not."""
     from rich.table import Table
 
-    from jwenv import crds, releases
+    from jwenv import crds, releases, strategies
     from jwenv.envs import Env
     from jwenv.store import Store
 
     store = Store()
     index = releases.load_index(store.index_dir, refresh=refresh)
     pairs = index.paired_contexts()
+    known = strategies.known_releases()  # measured by benchmarks/coverage.py
     installed: dict[str, list[str]] = {}
     for env in Env.all(store):
         installed.setdefault(env.manifest.jwst_version, []).append(env.name)
@@ -565,15 +566,18 @@ def available(
             "crds_context": crds.paired_context(rel.version, pairs),
             "dms_build": rel.dms.dms_build if rel.dms else "", "yanked": rel.yanked,
             "installed": installed.get(str(rel.version), []),
+            "known": known.get(str(rel.version)),  # None: not measured
         })
     if as_json:
         _json_out(rows)
         return
     table = Table("jwst", "released", "Python", "CRDS context", "DMS build", "source",
-                  "installed")
+                  "known to work", "installed")
     for r in rows:
+        k = r["known"]
+        works = "" if k is None else "yes" if k["ok"] else f"no: {k.get('why', '')}"
         table.add_row(r["version"], r["released"], r["requires_python"], r["crds_context"],
-                      r["dms_build"], r["source"], ", ".join(r["installed"]))
+                      r["dms_build"], r["source"], works, ", ".join(r["installed"]))
     _console().print(table)
 
 

@@ -29,7 +29,9 @@ class IndexUnreachable(JwenvError):
 
 
 class NoInterpreter(JwenvError):
-    """No Python on this machine satisfies a release."""
+    """No Python on this machine satisfies a release (bad input for this machine: 2)."""
+
+    exit_code = 2
 
 
 class EnvNotFound(JwenvError):

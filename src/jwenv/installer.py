@@ -136,7 +136,8 @@ class Installer:
                 return found
         if resolved.source == "git":
             self.progress("resolve", f"checking {resolved.git_repo} for {resolved.git_ref}")
-            releases.check_git_ref(resolved.git_repo or "", resolved.git_ref)
+            releases.check_git_ref(resolved.git_repo or "", resolved.git_ref,
+                                   version=resolved.version)
         if name:
             with FileLock(self.store.lock_path(name)):
                 found = self._reuse(name)  # someone else may have built it while we waited
@@ -209,19 +210,24 @@ class Installer:
         order = strategies.validate_order(self.options.deps)
         if resolved.source == "local" or (release is None and self.options.deps is None):
             order = ("latest",)  # no release date, no sdp pins: nothing else can apply
-        sdp_text = None
-        if "ops" in order:
-            self.progress("resolve", "looking for the release's operational pins "
-                                     "(requirements-sdp.txt)")
+        facts = None
+        if "ops" in order or resolved.source == "git":
+            self.progress("resolve", "reading the release's source (requirements-sdp.txt, "
+                                     "setup files)")
             try:
-                sdp_text = strategies.fetch_sdp(resolved, self.store.index_dir)
+                facts = strategies.fetch_source(resolved, self.store.index_dir)
             except OSError:
-                sdp_text = None
+                facts = None
+        release_date = release.release_date if release else None
+        pins = strategies.resolve_git_pins(facts.git_pins, release_date, self.store.index_dir) \
+            if facts and facts.git_pins else []
+        for choice in pins:  # one line each, and in the manifest (plan notes, overrides)
+            self.progress("chosen", choice.note)
         attempts = []
         for strategy in order:
-            plan = strategies.plan(strategy, resolved,
-                                   release_date=release.release_date if release else None,
-                                   sdp_text=sdp_text)
+            plan = strategies.plan(strategy, resolved, release_date=release_date,
+                                   sdp_text=facts.sdp if facts else None, source=facts,
+                                   pins=pins)
             if isinstance(plan, str):
                 attempts.append(Attempt(strategy, False, detail=f"not applicable: {plan}"))
                 continue
@@ -229,8 +235,9 @@ class Installer:
             if result is not None:
                 return result
         lines = "; ".join(f"{a.strategy}: {a.detail}" for a in attempts)
+        family = strategies.failure_family(attempts)
         raise InstallFailed(f"could not build a working jwst {resolved.version or self.spec} "
-                            f"environment ({lines})")
+                            f"environment{': ' + family if family else ''} ({lines})")
 
     def _choose_python(self, backend: Backend, plan: InstallPlan,
                        release: releases.Release | None, log: Path) -> tuple[
@@ -243,6 +250,12 @@ class Installer:
         requires = release.requires_python if release else None
         found = self.found_interpreters()
         allowed = interpreters.allowed(found, requires)
+        if plan.pythons:  # the Pythons the release ran on (what DMS ran)
+            allowed = [i for i in allowed if i.minor in plan.pythons]
+            if not allowed:
+                raise NoInterpreter(interpreters.era_message(
+                    str(release.version) if release else self.spec, plan.pythons, found))
+            requires = f"Python {' or '.join(plan.pythons)}"
         if not allowed:
             raise NoInterpreter(interpreters.missing_message(requires or "any Python 3", found))
         if len(allowed) == 1:
@@ -273,6 +286,7 @@ class Installer:
             self.progress("install", f"{plan.strategy}: installing {resolved.requirement}")
             backend.install(env_dir=staging, plan=plan, log=log,
                             on_line=lambda line: self.progress("line", line))
+            strategies.install_site_hooks(staging, plan.site_hooks)
             self.progress("check", f"{plan.strategy}: health check")
             context = self.options.crds_context or self._paired_context(resolved.version)
             report = health.check(staging, self.options.check,

@@ -137,6 +137,17 @@ def missing_message(requires: str, found: list[Interpreter], wanted: str | None 
             f"get one with `uv python install {minor}` or pass --python /path/to/python")
 
 
+def era_message(release: str, pythons: list[str], found: list[Interpreter]) -> str:
+    """One line: the release ran only on Pythons this machine lacks (jwst 0.7.7: 2.7, 3.5)."""
+    have = ", ".join(sorted({i.minor for i in found}, key=Version)) or "none"
+    py3 = [p for p in pythons if not p.startswith("2.")]
+    want = py3[-1] if py3 else pythons[-1]
+    py2 = "; uv makes no Python 2 environments" if len(py3) < len(pythons) else ""
+    return (f"jwst {release} ran on Python {' or '.join(pythons)} only, and none is usable "
+            f"here (found: {have}{py2}); get Python {want} with `uv python install {want}` or "
+            f"`pyenv install {want}`, or pass --python /path/to/python{want}")
+
+
 def _suggest(requires: str) -> str:
     spec = SpecifierSet(requires)
     for minor in range(14, 5, -1):

@@ -220,7 +220,30 @@ def is_plain_version(spec: str) -> bool:
 
 
 def git_repo() -> str:
-    return os.environ.get(GIT_REPO_VAR, DEFAULT_GIT_REPO)
+    return normalize_repo(os.environ.get(GIT_REPO_VAR, DEFAULT_GIT_REPO))
+
+
+def normalize_repo(value: str) -> str:
+    """A mirror given as a plain directory (`/srv/mirrors/jwst`) means its file:// URL."""
+    if "://" in value or re.match(r"^[\w.-]+@[\w.-]+:", value):  # a URL, or user@host:path
+        return value
+    return Path(value).expanduser().resolve().as_uri()
+
+
+def dms_commit(version: str) -> str:
+    """The commit DMS built for a release row that has no tag (release data), or ''."""
+    import sys
+    from importlib.resources import files
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        text = files("jwenv").joinpath("data", "dms-environments.toml").read_text()
+    except OSError:
+        return ""
+    return tomllib.loads(text).get("release", {}).get(version, {}).get("commit", "")
 
 
 def resolve(spec: str, index_loader, *, allow_prereleases: bool = False) -> Resolved:
@@ -328,8 +351,14 @@ def _from_release(spec: str, release: Release, note: str = "") -> Resolved:
     if release.on_pypi:
         return Resolved(spec, "pypi", f"jwst=={ver}", ver, release=release, note=note)
     repo = git_repo()
-    return Resolved(spec, "git", f"jwst @ git+{repo}@{ver}", ver, release=release,
-                    git_repo=repo, git_ref=ver, note=note)
+    ref = ver
+    commit = dms_commit(ver)
+    if commit:  # a DMS row without a tag: the commit DMS built (envs/dms-environments.toml)
+        ref = commit
+        note = "; ".join(x for x in (note, f"jwst {ver} has no tag: DMS built it from commit "
+                                           f"{commit}") if x)
+    return Resolved(spec, "git", f"jwst @ git+{repo}@{ref}", ver, release=release,
+                    git_repo=repo, git_ref=ref, note=note)
 
 
 def _unknown_message(spec: str, index: Index, wanted: Version) -> str:
@@ -346,17 +375,57 @@ def _distance(a: Version, b: Version) -> tuple[int, ...]:
     return tuple(abs(x - y) for x, y in zip(ra, rb, strict=True))
 
 
-def check_git_ref(repo: str, ref: str | None, timeout: float = 30) -> None:
-    """Fail in one line, before any build, when the git repository cannot be reached."""
+def _local_path(repo: str) -> Path | None:
+    target = repo[4:] if repo.startswith("git+") else repo
+    if target.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(target).path))
+    if "://" not in target and not re.match(r"^[\w.-]+@[\w.-]+:", target):
+        return Path(target)
+    return None
+
+
+def _nearest_tags(tags_output: str, version: str | None, n: int = 2) -> list[str]:
+    found = []
+    for line in tags_output.splitlines():
+        name = line.split("refs/tags/", 1)[-1].removesuffix("^{}")
+        try:
+            found.append(Version(name))
+        except InvalidVersion:
+            continue
+    try:
+        want = Version(version or "")
+    except InvalidVersion:
+        return []
+    if not found:
+        return []
+    below = sorted({v for v in found if v < want})[-1:]
+    above = sorted({v for v in found if v > want})[:1]
+    return [str(v) for v in (*below, *above)][:n] or [str(v) for v in sorted(
+        set(found), key=lambda v: _distance(v, want))[:n]]
+
+
+def check_git_ref(repo: str, ref: str | None, timeout: float = 30,
+                  version: str | None = None) -> None:
+    """Fail in one line, before any build, when the git repository cannot be reached, is
+    not a git repository, or lacks the ref (a tag, branch or commit)."""
     target = repo[4:] if repo.startswith("git+") else repo
     if target.startswith("file://"):
         target = target[len("file://"):]
+    local = _local_path(repo)
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    if local is not None and local.is_dir():
+        inside = subprocess.run(["git", "-C", str(local), "rev-parse", "--git-dir"],
+                                capture_output=True, text=True, env=env, check=False)
+        if inside.returncode != 0:
+            raise BadInput(f"{local} is not a git repository: point {GIT_REPO_VAR} at a jwst "
+                           "mirror (a clone of https://github.com/spacetelescope/jwst)")
     cmd = ["git", "ls-remote", target]
     if ref:
         cmd.append(ref)
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                             env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise IndexUnreachable(
             f"cannot reach jwst git repository {repo} ({exc.__class__.__name__}); set "
@@ -368,5 +437,19 @@ def check_git_ref(repo: str, ref: str | None, timeout: float = 30) -> None:
             f"cannot reach jwst git repository {repo} ({last.removeprefix('fatal: ')}); set "
             f"{GIT_REPO_VAR} to a reachable mirror"
         )
-    if ref and not out.stdout.strip() and not re.fullmatch(r"[0-9a-f]{7,40}", ref):
-        raise UnknownVersion(f"{repo} has no tag or branch {ref!r}")
+    if not ref or out.stdout.strip():
+        return
+    is_commit = re.fullmatch(r"[0-9a-fA-F]{7,40}", ref) is not None
+    if is_commit and (local is None or subprocess.run(
+            ["git", "-C", str(local), "cat-file", "-e", f"{ref}^{{commit}}"],
+            capture_output=True, env=env, check=False).returncode == 0):
+        return  # a commit: a remote cannot be asked without fetching; a local one has it
+    tags = subprocess.run(["git", "ls-remote", "--tags", target], capture_output=True,
+                          text=True, timeout=timeout, env=env, check=False).stdout
+    near = _nearest_tags(tags, version or (ref if not is_commit else None))
+    nearest = f" (nearest tags: {', '.join(near)})" if near else ""
+    if is_commit:
+        what = f"jwst {version} has no tag: DMS built it from commit {ref}" if version \
+            else f"commit {ref}"
+        raise BadInput(f"{what}, which {repo} does not have{nearest}")
+    raise BadInput(f"{repo} has no tag or branch {ref!r}{nearest}")
