@@ -274,6 +274,63 @@ class TableDiff(_Record):
 
 
 @dataclass
+class SpectrumDiff(_Record):
+    """One spectrum (an x1d/c1d table, or one row of a table with a spectrum per row)
+    compared by wavelength, not by row.
+
+    The common grid is the overlap of the two wavelength ranges, sampled at the coarser
+    side's own wavelengths there (``grid``: "A" or "B", A when equally fine); the other
+    side is interpolated linearly onto it (a point next to a NaN stays NaN). ``column`` is
+    FLUX, or SURF_BRIGHT when FLUX has no finite value on a side. Relative differences
+    are (B − A)/|A| ("B/A − 1"), over common points where |A| is at least 1 % of its
+    median |A|, so an edge where the flux falls to zero does not dominate. Wavelengths are
+    in ``wavelength_unit``; ``step`` is the grid's median spacing (one pixel, roughly).
+
+    Two wavelength shifts: ``grid_shift``, the median of B − A between the two grids'
+    wavelengths taken in order (``grid_shift_max`` the one of largest magnitude), when both
+    have as many finite wavelengths; ``feature_shift``, where B's spectral features are
+    relative to A's (B's lines at λ + shift), by cross-correlating the two spectra with
+    their continuum removed; None when the overlap holds no features to align (a smooth
+    continuum).
+    """
+
+    name: str  # "EXTRACT1D", "EXTRACT1D,2", "EXTRACT1D[3]" (row 3 of a row-per-spectrum table)
+    name_b: str
+    label: str = ""  # what tells the file's spectra apart, e.g. "SLTNAME S200A1, SPORDER 1"
+    column: str = "FLUX"
+    wavelength_unit: str = ""
+    flux_unit: str = ""
+    points_a: int = 0  # finite (wavelength, flux) points
+    points_b: int = 0
+    range_a: list[float] | None = None  # [shortest, longest] wavelength
+    range_b: list[float] | None = None
+    overlap: list[float] | None = None
+    grid: str = "A"
+    n_common: int = 0  # common-grid points with a finite value on both sides
+    step: float | None = None
+    median_rel: float | None = None
+    worst_rel: float | None = None  # signed: the B/A − 1 of largest magnitude
+    worst_wavelength: float | None = None
+    max_abs_diff: float | None = None  # largest |A − B| on the common grid
+    max_abs_wavelength: float | None = None
+    n_beyond_tolerance: int = 0  # common points with |A − B| > atol + rtol·|B|
+    rows_a: int = 0
+    rows_b: int = 0
+    grid_shift: float | None = None
+    grid_shift_max: float | None = None
+    n_wavelengths_beyond_tolerance: int | None = None  # grid wavelengths that moved
+    feature_shift: float | None = None
+    feature_correlation: float | None = None  # normalised, at the shift found
+    _computed: ClassVar[tuple[str, ...]] = ("identical",)
+
+    @property
+    def identical(self) -> bool:
+        return (self.range_a == self.range_b and self.points_a == self.points_b
+                and self.n_beyond_tolerance == 0
+                and not self.n_wavelengths_beyond_tolerance)
+
+
+@dataclass
 class FileComparison(_Record):
     """One pair of products. ``error`` is set when a file could not be read."""
 
@@ -291,9 +348,15 @@ class FileComparison(_Record):
     bytes_equal: bool | None = None  # only for opaque comparisons (.asdf)
     error: str | None = None
     stopped_early: bool = False
+    # Spectra (x1d, c1d) compared by wavelength, when a spectral table differs. They add
+    # figures, not differences: a spectrum that differs is a table that differs.
+    spectra: list[SpectrumDiff] = field(default_factory=list)
+    spectra_only_in_a: list[str] = field(default_factory=list)
+    spectra_only_in_b: list[str] = field(default_factory=list)
+    spectra_error: str | None = None  # why the spectra could not be compared
     _nested: ClassVar[dict[str, type[_Record]]] = {
         "provenance": Provenance, "images": ImageDiff, "tables": TableDiff,
-        "headers": KeywordDiff}
+        "headers": KeywordDiff, "spectra": SpectrumDiff}
 
     @property
     def identical(self) -> bool:
@@ -593,6 +656,8 @@ def _compare_fits(a: Path, b: Path, fc: FileComparison, opts: _Options) -> None:
             if opts.quick and not result.identical:
                 fc.stopped_early = True
                 return
+        if fc.hdus_only_in_a or fc.hdus_only_in_b or not all(t.identical for t in fc.tables):
+            _compare_spectra(ha, hb, fc, opts)
 
 
 def _hdu_wanted(key: str, opts: _Options) -> bool:
@@ -1268,11 +1333,340 @@ def compare_columns(name: str, cols_a: dict[str, np.ndarray], cols_b: dict[str, 
     return result
 
 
+# ---------------------------------------------------------------------------- spectra
+
+# A spectral table (an x1d's EXTRACT1D, a c1d's COMBINE1D): a WAVELENGTH column and one of
+# these, compared in this order of preference.
+SPECTRUM_FLUX_COLUMNS: tuple[str, ...] = ("FLUX", "SURF_BRIGHT")
+# What names one spectrum: keywords of its extension (slit, source, order, exposure group)
+# and, in tables with one spectrum per row (jwst's WFSS and TSO x1d: array columns padded
+# with NaN, N_ALONGDISP valid values), the row's own columns.
+SPECTRUM_HEADER_KEYS: tuple[str, ...] = ("SLTNAME", "SOURCEID", "SPORDER", "EXPGRPID")
+SPECTRUM_ROW_KEYS: tuple[str, ...] = ("SOURCE_ID", "INT_NUM")
+# Relative differences count where |A| is at least this share of its median |A|.
+SPECTRUM_REL_FLOOR = 0.01
+
+
+@dataclass
+class Spectrum:
+    """One spectrum as stored: wavelengths in row order (NaN padding cut off), its flux
+    columns, units, and what names it (``identity``)."""
+
+    extension: str
+    row: int | None
+    identity: dict[str, Any]
+    wavelength: np.ndarray
+    fluxes: dict[str, np.ndarray]
+    units: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.extension if self.row is None else f"{self.extension}[{self.row}]"
+
+    def points(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(wavelength, flux) ascending in wavelength, rows with a finite wavelength; the
+        flux may be NaN."""
+        wave, flux = self.wavelength, self.fluxes[column]
+        ok = np.isfinite(wave)
+        order = np.argsort(wave[ok], kind="stable")
+        return wave[ok][order], flux[ok][order]
+
+
+def _identity_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str):
+        value = value.strip()
+    return value if isinstance(value, (bool, int, float, str)) and value != "" else None
+
+
+def read_spectra(hdul: Any, ignore_hdus: Iterable[str] = ()) -> list[Spectrum]:
+    """Every spectrum of an open FITS file: each table HDU with WAVELENGTH and FLUX (or
+    SURF_BRIGHT) holds one, or one per row when its columns are arrays."""
+    ignored = {h.upper() for h in ignore_hdus}
+    out: list[Spectrum] = []
+    for key, index in _hdu_keys(hdul).items():
+        hdu = hdul[index]
+        if index == 0 or not _is_table(hdu) or key.split(",")[0] in ignored:
+            continue
+        data = hdu.data
+        if data is None:
+            continue
+        names = {n.upper(): n for n in data.columns.names}
+        fluxes = [c for c in SPECTRUM_FLUX_COLUMNS if c in names]
+        if "WAVELENGTH" not in names or not fluxes:
+            continue
+        units = {c: str(data.columns[names[c]].unit or "").strip()
+                 for c in ("WAVELENGTH", *fluxes)}
+        header_id = {k: v for k in SPECTRUM_HEADER_KEYS
+                     if (v := _identity_value(hdu.header.get(k))) is not None}
+        wave = np.asarray(data[names["WAVELENGTH"]], dtype=np.float64)
+        values = {c: np.asarray(data[names[c]], dtype=np.float64) for c in fluxes}
+        if wave.ndim == 1:
+            out.append(Spectrum(key, None, header_id, wave, values, units))
+            continue
+        wave = wave.reshape(wave.shape[0], -1)
+        counts = (np.asarray(data[names["N_ALONGDISP"]]).ravel()
+                  if "N_ALONGDISP" in names else None)
+        row_keys = {k: np.asarray(data[names[k]]).ravel()
+                    for k in SPECTRUM_ROW_KEYS if k in names}
+        for row in range(wave.shape[0]):
+            n = int(counts[row]) if counts is not None else wave.shape[1]
+            identity = dict(header_id)
+            for k, column in row_keys.items():
+                if (v := _identity_value(column[row])) is not None:
+                    identity[k] = v
+            out.append(Spectrum(key, row, identity, wave[row, :n],
+                                {c: v.reshape(wave.shape[0], -1)[row, :n]
+                                 for c, v in values.items()}, units))
+    return out
+
+
+def _same_spectrum(x: Spectrum, y: Spectrum) -> bool:
+    common = [k for k in x.identity if k in y.identity]
+    if common:
+        return all(x.identity[k] == y.identity[k] for k in common)
+    return (x.extension, x.row) == (y.extension, y.row)
+
+
+def pair_spectra(spectra_a: list[Spectrum], spectra_b: list[Spectrum]) -> tuple[
+        list[tuple[int, int]], list[int], list[int]]:
+    """Pair spectra by what names them (slit, source, order, …: equal wherever both say),
+    else by extension and row; one spectrum on each side always pairs. Returns (pairs of
+    indices, unpaired of A, unpaired of B)."""
+    if len(spectra_a) == 1 and len(spectra_b) == 1:
+        return [(0, 0)], [], []
+    used: set[int] = set()
+    pairs = []
+    for i, x in enumerate(spectra_a):
+        candidates = [j for j, y in enumerate(spectra_b)
+                      if j not in used and _same_spectrum(x, y)]
+        if not candidates:
+            continue
+        j = next((j for j in candidates
+                  if (spectra_b[j].extension, spectra_b[j].row) == (x.extension, x.row)),
+                 candidates[0])
+        used.add(j)
+        pairs.append((i, j))
+    paired_a = {i for i, _ in pairs}
+    return (pairs, [i for i in range(len(spectra_a)) if i not in paired_a],
+            [j for j in range(len(spectra_b)) if j not in used])
+
+
+def _labels(spectra: list[Spectrum]) -> list[str]:
+    """What tells a file's spectra apart: the identity keys whose values vary."""
+    if len(spectra) < 2:
+        return [""] * len(spectra)
+    keys = [k for k in dict.fromkeys(k for s in spectra for k in s.identity)
+            if len({s.identity.get(k) for s in spectra}) > 1]
+    return [", ".join(f"{k} {s.identity[k]}" for k in keys if k in s.identity)
+            for s in spectra]
+
+
+def _flux_column(x: Spectrum, y: Spectrum) -> str:
+    common = [c for c in SPECTRUM_FLUX_COLUMNS if c in x.fluxes and c in y.fluxes]
+    for column in common:
+        if np.isfinite(x.fluxes[column]).any() and np.isfinite(y.fluxes[column]).any():
+            return column
+    return common[0] if common else ""
+
+
+def spectra_on_grid(x: Spectrum, y: Spectrum, column: str) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, str]:
+    """A and B on their common grid: the overlap of the two ranges (of points with a
+    finite flux), at the wavelengths of the side with fewer points there (A on a tie),
+    the other side interpolated linearly. Returns (wavelengths, A, B, "A" or "B")."""
+    wa, fa = x.points(column)
+    wb, fb = y.points(column)
+    ra, rb = wa[np.isfinite(fa)], wb[np.isfinite(fb)]
+    empty = np.zeros(0)
+    if ra.size == 0 or rb.size == 0:
+        return empty, empty, empty, "A"
+    lo, hi = max(ra[0], rb[0]), min(ra[-1], rb[-1])
+    in_a, in_b = (wa >= lo) & (wa <= hi), (wb >= lo) & (wb <= hi)
+    if lo > hi or not in_a.any() or not in_b.any():
+        return empty, empty, empty, "A"
+    if np.count_nonzero(in_b & np.isfinite(fb)) < np.count_nonzero(in_a & np.isfinite(fa)):
+        grid = wb[in_b]
+        return grid, np.interp(grid, wa, fa), fb[in_b], "B"
+    grid = wa[in_a]
+    return grid, fa[in_a], np.interp(grid, wb, fb), "A"
+
+
+def compare_spectrum(x: Spectrum, y: Spectrum, *, rtol: float = DEFAULT_RTOL,
+                     atol: float = DEFAULT_ATOL) -> SpectrumDiff:
+    """The figures of :class:`SpectrumDiff` for spectra A (``x``) and B (``y``)."""
+    column = _flux_column(x, y)
+    result = SpectrumDiff(
+        name=x.name, name_b=y.name, column=column,
+        wavelength_unit=x.units.get("WAVELENGTH") or y.units.get("WAVELENGTH", ""),
+        flux_unit=x.units.get(column) or y.units.get(column, ""),
+        rows_a=int(x.wavelength.size), rows_b=int(y.wavelength.size))
+    grid_a = np.sort(x.wavelength[np.isfinite(x.wavelength)])
+    grid_b = np.sort(y.wavelength[np.isfinite(y.wavelength)])
+    if grid_a.size == grid_b.size and grid_a.size:  # in wavelength order: rows may run red
+        dw = grid_b - grid_a                         # to blue in one and not the other
+        result.grid_shift = float(np.median(dw))
+        result.grid_shift_max = float(dw[np.argmax(np.abs(dw))])
+        result.n_wavelengths_beyond_tolerance = int(np.count_nonzero(
+            np.abs(dw) > atol + rtol * np.abs(grid_b)))
+    if not column:
+        return result
+    wa, fa = x.points(column)
+    wb, fb = y.points(column)
+    good_a, good_b = np.isfinite(fa), np.isfinite(fb)
+    result.points_a, result.points_b = int(good_a.sum()), int(good_b.sum())
+    if good_a.any():
+        result.range_a = [float(wa[good_a][0]), float(wa[good_a][-1])]
+    if good_b.any():
+        result.range_b = [float(wb[good_b][0]), float(wb[good_b][-1])]
+    grid, va, vb, side = spectra_on_grid(x, y, column)
+    result.grid = side
+    if grid.size == 0 or result.range_a is None or result.range_b is None:
+        return result
+    result.overlap = [max(result.range_a[0], result.range_b[0]),
+                      min(result.range_a[1], result.range_b[1])]
+    if grid.size > 1:
+        result.step = float(np.median(np.diff(grid)))
+    ok = np.isfinite(va) & np.isfinite(vb)
+    result.n_common = int(ok.sum())
+    if not ok.any():
+        return result
+    g, a, b = grid[ok], va[ok], vb[ok]
+    delta = np.abs(a - b)
+    worst = int(np.argmax(delta))
+    result.max_abs_diff, result.max_abs_wavelength = float(delta[worst]), float(g[worst])
+    result.n_beyond_tolerance = int(np.count_nonzero(delta > atol + rtol * np.abs(b)))
+    level = np.abs(a)
+    floor = SPECTRUM_REL_FLOOR * float(np.median(level))
+    sel = (level >= floor) & (level > 0)
+    if sel.any():
+        rel = (b[sel] - a[sel]) / level[sel]
+        result.median_rel = float(np.median(rel))
+        worst = int(np.argmax(np.abs(rel)))
+        result.worst_rel, result.worst_wavelength = float(rel[worst]), float(g[sel][worst])
+    if result.step:
+        result.feature_shift, result.feature_correlation = feature_shift(
+            wa[good_a], fa[good_a], wb[good_b], fb[good_b], step=result.step,
+            lo=result.overlap[0], hi=result.overlap[1])
+    return result
+
+
+def _running_mean(values: np.ndarray, width: int) -> np.ndarray:
+    """Mean over a centred window of ``width`` samples (fewer at the ends)."""
+    half = width // 2
+    total = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(values.size)
+    lo, hi = np.maximum(index - half, 0), np.minimum(index + half + 1, values.size)
+    return (total[hi] - total[lo]) / (hi - lo)
+
+
+def feature_shift(wa: np.ndarray, fa: np.ndarray, wb: np.ndarray, fb: np.ndarray, *,
+                  step: float, lo: float, hi: float, max_steps: int = 20,
+                  oversample: int = 8, window_steps: int = 10,
+                  ) -> tuple[float | None, float | None]:
+    """How far B's spectral features are from A's, in wavelength (B's at λ + shift).
+
+    Both spectra (ascending, finite) are resampled on a uniform grid over [lo, hi],
+    ``oversample`` points per ``step``; a running mean over ``window_steps`` steps is
+    subtracted (the continuum), and the normalised cross-correlation is maximised over
+    shifts up to ``max_steps`` steps: first at whole samples, then to a fraction of one
+    (golden section). Returns (shift, correlation), or (None, correlation or None) when
+    nothing localises the shift: no structure, a peak below 0.5, a peak at the edge of
+    the search, or a correlation still above 90 % of the peak three steps away (a smooth
+    continuum).
+    """
+    if not (hi > lo and step > 0) or wa.size < 4 or wb.size < 4:
+        return None, None
+    n = min(int((hi - lo) / step * oversample) + 1, 1 << 16)
+    if n < 4 * window_steps * oversample:
+        return None, None
+    u = np.linspace(lo, hi, n)
+    h = float(u[1] - u[0])
+    width = int(window_steps * step / h) | 1
+    ya = np.interp(u, wa, fa)
+    yb = np.interp(u, wb, fb)
+    ya -= _running_mean(ya, width)
+    yb -= _running_mean(yb, width)
+    k = min(round(max_steps * step / h), n // 4)
+    core = ya[k:n - k]
+    norm_a = float(np.sqrt(core @ core))
+    scale = float(np.sqrt(np.mean(np.square(np.interp(u[k:n - k], wa, fa))))) * core.size ** 0.5
+    if not np.isfinite(norm_a) or norm_a <= 1e-9 * scale:  # no structure: a straight line
+        return None, None
+
+    def at_lag(j: int) -> float:
+        seg = yb[k + j:n - k + j]
+        norm_b = float(np.sqrt(seg @ seg))
+        return float(core @ seg) / (norm_a * norm_b) if norm_b > 0 else 0.0
+
+    lags = np.arange(-k, k + 1)
+    corr = np.array([at_lag(int(j)) for j in lags])
+    best = int(np.argmax(corr))
+    peak = float(corr[best])
+    side = max(1, round(3 * step / h))
+    around = [corr[i] for i in (best - side, best + side) if 0 <= i < corr.size]
+    if (peak < 0.5 or best in (0, corr.size - 1)
+            or (around and float(np.mean(around)) > 0.9 * peak)):
+        return None, peak
+    x_core = u[k:n - k]
+
+    def at_shift(s: float) -> float:
+        seg = np.interp(x_core + s, u, yb)
+        norm_b = float(np.sqrt(seg @ seg))
+        return float(core @ seg) / (norm_a * norm_b) if norm_b > 0 else 0.0
+
+    left, right = (lags[best] - 1) * h, (lags[best] + 1) * h
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = right - ratio * (right - left), left + ratio * (right - left)
+    fc, fd = at_shift(c), at_shift(d)
+    while right - left > h * 1e-4:
+        if fc > fd:
+            right, d, fd = d, c, fc
+            c = right - ratio * (right - left)
+            fc = at_shift(c)
+        else:
+            left, c, fc = c, d, fd
+            d = left + ratio * (right - left)
+            fd = at_shift(d)
+    shift = (left + right) / 2
+    return shift, at_shift(shift)
+
+
+def _compare_spectra(ha: Any, hb: Any, fc: FileComparison, opts: _Options) -> None:
+    """Spectra of two open FITS files, paired by what names them, compared by wavelength.
+    A spectrum that cannot be read costs the spectra section only (``spectra_error``)."""
+    try:
+        spectra_a = read_spectra(ha, opts.ignore_hdus)
+        spectra_b = read_spectra(hb, opts.ignore_hdus)
+        if not spectra_a and not spectra_b:
+            return
+        labels_a, labels_b = _labels(spectra_a), _labels(spectra_b)
+        pairs, only_a, only_b = pair_spectra(spectra_a, spectra_b)
+        for i, j in pairs:
+            diff = compare_spectrum(spectra_a[i], spectra_b[j], rtol=opts.rtol, atol=opts.atol)
+            diff.label = labels_a[i] or labels_b[j]
+            fc.spectra.append(diff)
+        fc.spectra_only_in_a = [_spectrum_title(spectra_a[i], labels_a[i]) for i in only_a]
+        fc.spectra_only_in_b = [_spectrum_title(spectra_b[j], labels_b[j]) for j in only_b]
+    except Exception as exc:  # the row-by-row table comparison stands regardless
+        fc.spectra_error = f"{type(exc).__name__}: {exc}"
+
+
+def _spectrum_title(spectrum: Spectrum, label: str) -> str:
+    return f"{spectrum.name} ({label})" if label else spectrum.name
+
+
 __all__ = [
     "DEFAULT_ATOL", "DEFAULT_CHUNK_ELEMENTS", "DEFAULT_IGNORED", "DEFAULT_IGNORED_FIELDS",
     "DEFAULT_IGNORED_HDUS",
     "DEFAULT_MATCH_RADIUS_ARCSEC", "DEFAULT_RTOL", "DQ_EXTENSIONS", "DQ_FLAGS",
-    "SKY_POSITION_COLUMNS", "VERSION_KEYWORDS", "ColumnDiff", "Comparison", "FileComparison",
-    "FlagChange", "ImageDiff", "KeywordDiff", "Provenance", "TableDiff", "angle_period",
-    "compare_arrays", "compare_catalogs", "compare_paths", "match_sources", "pair_products",
+    "SKY_POSITION_COLUMNS", "SPECTRUM_FLUX_COLUMNS", "SPECTRUM_HEADER_KEYS",
+    "SPECTRUM_REL_FLOOR", "SPECTRUM_ROW_KEYS", "VERSION_KEYWORDS", "ColumnDiff",
+    "Comparison", "FileComparison", "FlagChange", "ImageDiff", "KeywordDiff", "Provenance",
+    "Spectrum", "SpectrumDiff", "TableDiff", "angle_period", "compare_arrays",
+    "compare_catalogs", "compare_paths", "compare_spectrum", "feature_shift",
+    "match_sources", "pair_products", "pair_spectra", "read_spectra", "spectra_on_grid",
 ]

@@ -26,6 +26,7 @@ from jwenv.compare import (
     FileComparison,
     ImageDiff,
     KeywordDiff,
+    SpectrumDiff,
     TableDiff,
 )
 
@@ -37,6 +38,7 @@ MAX_HEADER_ROWS = 25  # per file; the JSON output has them all
 SUMMARY_PROVENANCE_ROWS = 10  # reference files and step statuses shown in the summary
 SUMMARY_WORST = 6  # "worst differences" lines in the summary
 PANEL_PIXELS = 512  # longest side of one picture panel, in data pixels after pooling
+SPECTRUM_PICTURES = 6  # spectrum plots per file (most changed first); the tables have all
 # Tables that repeat header keywords (a level-3 product's HDRTAB, one row per input):
 # their differences are provenance, not data.
 METADATA_TABLES = frozenset({"HDRTAB"})
@@ -147,6 +149,93 @@ def _matching(table: TableDiff) -> str:
     return text
 
 
+def _unit(unit: str) -> str:
+    return "µm" if unit.strip().lower() in ("um", "micron", "microns") else unit.strip()
+
+
+def _signed_pct(value: float | None) -> str:
+    """A relative difference in percent; below 1e-12 (rounding of doubles) it is 0."""
+    if value is None:
+        return "–"
+    return "0" if abs(value) < 1e-12 else f"{value * 100:+.3g}%"
+
+
+def _wavelength(value: float | None, unit: str) -> str:
+    return "–" if value is None else f"{value:.4g} {_unit(unit)}".strip()
+
+
+def _wave_range(values: list[float] | None, unit: str) -> str:
+    return "–" if not values else f"{values[0]:.4g}–{values[1]:.4g} {_unit(unit)}".strip()
+
+
+def _shift(value: float | None, spectrum: SpectrumDiff) -> str:
+    """A wavelength shift, and in grid steps (pixels, roughly) when the step is known."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    text = f"{value:+.3g} {_unit(spectrum.wavelength_unit)}".strip()
+    if spectrum.step:
+        text += f" ({value / spectrum.step:+.2g} px)"
+    return text
+
+
+def _spectrum_shifts(spectrum: SpectrumDiff) -> str:
+    parts = []
+    if spectrum.grid_shift is not None:
+        text = f"grid {_shift(spectrum.grid_shift, spectrum)}"
+        if spectrum.grid_shift_max not in (None, spectrum.grid_shift):
+            text += f" (max {_shift(spectrum.grid_shift_max, spectrum)})"
+        parts.append(text)
+    if spectrum.feature_shift is not None:
+        parts.append(f"features {_shift(spectrum.feature_shift, spectrum)}")
+    return "λ shift " + ", ".join(parts) if parts else ""
+
+
+def spectrum_summary(spectrum: SpectrumDiff) -> str:
+    """One line: the flux by wavelength (B/A − 1 on the common grid) and the shifts."""
+    unit = spectrum.wavelength_unit
+    parts = []
+    if spectrum.range_a != spectrum.range_b:
+        parts.append(f"range {_wave_range(spectrum.range_a, unit)} → "
+                     f"{_wave_range(spectrum.range_b, unit)}")
+    if spectrum.rows_a != spectrum.rows_b:
+        parts.append(f"rows {spectrum.rows_a} → {spectrum.rows_b}")
+    if spectrum.n_common == 0:
+        parts.append(f"{spectrum.column or 'flux'}: no common wavelengths")
+    else:
+        text = f"{spectrum.column} by λ: median {_signed_pct(spectrum.median_rel)}"
+        worst = _signed_pct(spectrum.worst_rel)
+        if spectrum.worst_rel is not None:
+            text += f", worst {worst}"
+            if worst != "0":
+                text += f" at {_wavelength(spectrum.worst_wavelength, unit)}"
+        text += f", {spectrum.n_beyond_tolerance} of {spectrum.n_common} beyond tol"
+        parts.append(text)
+    shifts = _spectrum_shifts(spectrum)
+    if shifts:
+        parts.append(shifts)
+    head = f"{spectrum.label}: " if spectrum.label else ""
+    return head + "; ".join(parts)
+
+
+def _spectrum_score(spectrum: SpectrumDiff) -> float:
+    """The share of the spectrum beyond tolerance; a changed grid counts as all of it."""
+    if (spectrum.rows_a != spectrum.rows_b or spectrum.range_a != spectrum.range_b
+            or spectrum.n_wavelengths_beyond_tolerance):
+        return 1.0
+    return spectrum.n_beyond_tolerance / max(spectrum.n_common, 1)
+
+
+def _spectrum_tables(fc: FileComparison) -> dict[str, set[str]]:
+    """Tables whose spectra were compared by wavelength, and their columns that this
+    replaces (WAVELENGTH and the flux column compared)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for spectrum in fc.spectra:
+        out[spectrum.name.split("[")[0]].update({"WAVELENGTH", spectrum.column})
+    return out
+
+
 def _table_summary(table: TableDiff, label: bool = True) -> str:
     parts = []
     if table.n_matched is not None:
@@ -176,6 +265,15 @@ def file_summary(fc: FileComparison) -> str:
     if fc.kind in ("asdf", "opaque"):
         return "same bytes" if fc.bytes_equal else "bytes differ (compared as opaque)"
     parts = [_image_summary(i) for i in fc.images if not i.identical]
+    changed = [s for s in fc.spectra if not s.identical]
+    parts += [f"{s.name}: {spectrum_summary(s)}" for s in changed[:2]]
+    if len(changed) > 2:
+        parts.append(f"{len(changed) - 2} more spectra differ")
+    if fc.spectra_only_in_a or fc.spectra_only_in_b:
+        parts.append(f"spectra only in A {len(fc.spectra_only_in_a)}, "
+                     f"only in B {len(fc.spectra_only_in_b)}")
+    if fc.spectra_error:
+        parts.append(f"spectra not compared by wavelength ({fc.spectra_error})")
     parts += [_table_summary(t, label=fc.kind != "ecsv") for t in fc.tables if not t.identical]
     if fc.hdus_only_in_a or fc.hdus_only_in_b:
         parts.append("extensions " + ", ".join(
@@ -320,18 +418,33 @@ def findings(fc: FileComparison) -> list[Finding]:
         else:
             nan = (i.became_nan + i.stopped_nan) / max(i.n_pixels, 1)
             add(i.fraction_beyond_tolerance + nan, i.extension, _image_summary(i))
+    if fc.spectra_only_in_a or fc.spectra_only_in_b:
+        add(30.0, "spectra", "spectra " + ", ".join(
+            [f"−{n}" for n in fc.spectra_only_in_a] + [f"+{n}" for n in fc.spectra_only_in_b]))
+    # Spectra by wavelength stand for their table: ranked as its worst column at least,
+    # and first on a tie; its row-by-row WAVELENGTH and flux figures are then left out.
+    by_wavelength = _spectrum_tables(fc)
+    table_share = {t.name: max((c.n_different / max(t.n_matched or t.rows_a, 1)
+                                for c in t.columns if not c.identical), default=0.0)
+                   for t in fc.tables}
+    for spectrum in fc.spectra:
+        if not spectrum.identical:
+            score = max(_spectrum_score(spectrum),
+                        table_share.get(spectrum.name.split("[")[0], 0.0))
+            add(score, f"{spectrum.name} by λ", spectrum_summary(spectrum))
     for t in fc.tables:
         if t.identical or t.name.split(",")[0].upper() in METADATA_TABLES:
             continue
+        replaced = by_wavelength.get(t.name, set())
         lost, new = len(t.sources_only_in_a), len(t.sources_only_in_b)
         if lost or new:
             add(30.0 + (lost + new) / max(t.rows_a + t.rows_b, 1), t.name,
                 f"{lost} source(s) only in A, {new} only in B")
-        elif t.rows_a != t.rows_b:
+        elif t.rows_a != t.rows_b and not replaced:
             add(30.0, t.name, f"rows {t.rows_a} → {t.rows_b}")
         rows = t.n_matched if t.n_matched is not None else t.rows_a
         for c in t.columns:
-            if c.identical:
+            if c.identical or c.name.upper() in replaced:
                 continue
             text = f"{c.name}: {c.n_different} of {rows} rows"
             if c.max_abs_diff is not None:
@@ -626,6 +739,41 @@ def _source_rows(table: TableDiff) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+SPECTRUM_HEADER = ("spectrum", "λ range A → B", "common", "median B/A−1", "worst B/A−1",
+                   "max|Δ|", "beyond tol", "λ grid shift", "feature shift")
+
+
+def spectrum_rows(fc: FileComparison) -> list[tuple[str, ...]]:
+    """The spectra table (terminal and HTML): one row per pair that differs."""
+    rows = []
+    for sd in fc.spectra:
+        if sd.identical:
+            continue
+        unit = sd.wavelength_unit
+        name = f"{sd.name} ({sd.label})" if sd.label else sd.name
+        ranges = (_wave_range(sd.range_a, unit) if sd.range_a == sd.range_b else
+                  f"{_wave_range(sd.range_a, unit)} → {_wave_range(sd.range_b, unit)}")
+        common = f"{sd.n_common} on {sd.grid}'s grid"
+        if sd.rows_a != sd.rows_b:
+            common += f" (rows {sd.rows_a} → {sd.rows_b})"
+        worst = (f"{_signed_pct(sd.worst_rel)} at {_wavelength(sd.worst_wavelength, unit)}"
+                 if sd.worst_rel is not None else "–")
+        largest = (f"{_num(sd.max_abs_diff)} {sd.flux_unit} at "
+                   f"{_wavelength(sd.max_abs_wavelength, unit)}"
+                   if sd.max_abs_diff is not None else "–")
+        grid = _shift(sd.grid_shift, sd) if sd.grid_shift is not None else "sizes differ"
+        if sd.grid_shift_max not in (None, sd.grid_shift):
+            grid += f", max {_shift(sd.grid_shift_max, sd)}"
+        feature = (_shift(sd.feature_shift, sd) if sd.feature_shift is not None
+                   else "no features to align")
+        rows.append((f"{name}: {sd.column}", ranges, common, _signed_pct(sd.median_rel),
+                     worst, largest, f"{sd.n_beyond_tolerance} of {sd.n_common}", grid,
+                     feature))
+    rows += [(f"{n}: only in A",) + ("",) * 8 for n in fc.spectra_only_in_a]
+    rows += [(f"{n}: only in B",) + ("",) * 8 for n in fc.spectra_only_in_b]
+    return rows
+
+
 def _render_file_detail(fc: FileComparison, console: Console) -> None:
     from rich.table import Table
 
@@ -644,6 +792,18 @@ def _render_file_detail(fc: FileComparison, console: Console) -> None:
                        _nan_change(i), ""]
             table.add_row(i.extension, _shape(i), *row)
         console.print(table)
+    spectra = spectrum_rows(fc)
+    if spectra:
+        table = Table(title=f"{fc.name}: spectra by wavelength (B/A − 1 on the common grid)",
+                      title_justify="left")
+        for col in SPECTRUM_HEADER:
+            table.add_column(col, overflow="fold")
+        for row in spectra:
+            table.add_row(*row)
+        console.print(table)
+    if fc.spectra_error:
+        console.print(f"{fc.name}: spectra not compared by wavelength ({fc.spectra_error})",
+                      markup=False, highlight=False)
     for t in fc.tables:
         if t.identical:
             continue
@@ -999,37 +1159,85 @@ def _dq_picture(plt: Any, a: np.ndarray, b: np.ndarray, extension: str, pool: in
     return Picture(canvas.png(), canvas.boxes, scale, pool, caption)
 
 
-def spectrum_picture(plt: Any, fc: FileComparison, table: TableDiff) -> Picture | None:
-    """Overplot A and B for x1d-like tables (WAVELENGTH and FLUX columns)."""
+def _spectrum_of(path: str, name: str) -> Any:
+    """The spectrum named ``name`` (``EXTRACT1D``, ``EXTRACT1D,2``, ``EXTRACT1D[3]``)."""
     from astropy.io import fits
 
-    names = {c.name.upper() for c in table.columns}
-    if not {"WAVELENGTH", "FLUX"} <= names or table.rows_a != table.rows_b:
-        return None
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.0, 4.5), dpi=100, sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
-    curves = []
-    unit = ""
-    for path, label in ((fc.a, "A"), (fc.b, "B")):
-        with fits.open(path, memmap=True) as hdul:
-            hdu = hdul[_hdu_key(table.name)]
-            data = hdu.data
-            wave = np.array(data["WAVELENGTH"], dtype=np.float64).ravel()
-            flux = np.array(data["FLUX"], dtype=np.float64).ravel()
-            unit = hdu.columns["FLUX"].unit or unit
-        top.plot(wave, flux, lw=0.8, label=label, alpha=0.8)
-        curves.append((wave, flux))
-    bottom.plot(curves[0][0], curves[0][1] - curves[1][1], lw=0.8, color="k")
-    top.set_ylabel(f"FLUX [{unit}]" if unit else "FLUX", fontsize=8)
-    bottom.set_ylabel("A − B", fontsize=8)
-    bottom.set_xlabel("WAVELENGTH", fontsize=8)
-    top.legend(fontsize=8)
-    top.set_title(f"{fc.name} {table.name}", fontsize=9)
+    from jwenv.compare import read_spectra
+
+    with fits.open(path, memmap=False) as hdul:
+        found = [s for s in read_spectra(hdul) if s.name == name]
+    if not found:
+        raise ValueError(f"no spectrum {name} in {Path(path).name}")
+    return found[0]
+
+
+def _release(fc: FileComparison, side: str) -> str:
+    """``jwst 1.20.2`` from the file's CAL_VER, for the legend."""
+    for kd in fc.provenance.versions if fc.provenance else []:
+        if kd.keyword in ("CAL_VER", "version.jwst"):
+            value = kd.a if side == "A" else kd.b
+            return f"{side}: jwst {value}" if value else side
+    return side
+
+
+def spectrum_picture(plt: Any, fc: FileComparison, spectrum: SpectrumDiff) -> Picture:
+    """Both spectra over their own wavelengths, and B/A on the common grid below it (where
+    |A| is at least 1 % of its median, as the figures), the worst point marked."""
+    from jwenv.compare import SPECTRUM_REL_FLOOR, spectra_on_grid
+
+    sa, sb = _spectrum_of(fc.a, spectrum.name), _spectrum_of(fc.b, spectrum.name_b)
+    column, unit = spectrum.column, _unit(spectrum.wavelength_unit)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.0, 5.5), dpi=100, sharex=True,
+                                      gridspec_kw={"height_ratios": [2.2, 1]})
+    for s, side, colour, width in ((sa, "A", "#1f77b4", 1.8), (sb, "B", "#d62728", 0.8)):
+        wave, flux = s.points(column)
+        top.plot(wave, flux, lw=width, color=colour, label=_release(fc, side))
+    if spectrum.overlap:  # grey: wavelengths only one side has
+        ends = [r for r in (spectrum.range_a, spectrum.range_b) if r]
+        lo, hi = min(r[0] for r in ends), max(r[1] for r in ends)
+        for ax in (top, bottom):
+            for span in ((lo, spectrum.overlap[0]), (spectrum.overlap[1], hi)):
+                if span[1] > span[0]:
+                    ax.axvspan(*span, color="#e6e6e6", zorder=0)
+    grid, a, b, _ = spectra_on_grid(sa, sb, column)
+    ok = np.isfinite(a) & np.isfinite(b)
+    level = np.abs(a)
+    floor = SPECTRUM_REL_FLOOR * float(np.median(level[ok])) if ok.any() else 0.0
+    ok &= (level >= floor) & (level > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ok, 1 + (b - a) / level, np.nan)
+    bottom.axhline(1.0, color="#888888", lw=0.8)
+    bottom.plot(grid, ratio, lw=0.9, color="k")
+    if spectrum.worst_rel is not None and spectrum.worst_wavelength is not None:
+        bottom.plot([spectrum.worst_wavelength], [1 + spectrum.worst_rel], "o", ms=7,
+                    mfc="none", mec="#d62728")
+    figures = [f"median {_signed_pct(spectrum.median_rel)}"]
+    if spectrum.worst_rel is not None:
+        figures.append(f"worst {_signed_pct(spectrum.worst_rel)} at "
+                       f"{_wavelength(spectrum.worst_wavelength, unit)} (circled)")
+    shifts = _spectrum_shifts(spectrum)
+    bottom.set_title("B/A − 1: " + ", ".join(figures) + (f"; {shifts}" if shifts else ""),
+                     fontsize=7.5, loc="left")
+    bottom.margins(y=0.15)
+    flux_unit = spectrum.flux_unit
+    top.set_ylabel(f"{column} [{flux_unit}]" if flux_unit else column, fontsize=8)
+    bottom.set_ylabel("B / A", fontsize=8)
+    bottom.set_xlabel(f"WAVELENGTH [{unit}]" if unit else "WAVELENGTH", fontsize=8)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=7)
+    top.legend(fontsize=8, loc="best")
+    title = f"{fc.name} {spectrum.name}" + (f" ({spectrum.label})" if spectrum.label else "")
+    top.set_title(title, fontsize=9)
+    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight",
-                pil_kwargs={"compress_level": 3})
+    fig.savefig(buf, format="png", dpi=100, pil_kwargs={"compress_level": 3})
     plt.close(fig)
-    return Picture(buf.getvalue(), {}, 1, 1, f"{table.name}: spectra A and B")
+    caption = (f"{spectrum.name}: spectra A and B, and B/A on the common grid "
+               f"({spectrum.n_common} points of {spectrum.grid}, shaded: the overlap "
+               f"{_wave_range(spectrum.overlap, spectrum.wavelength_unit)}): "
+               f"{spectrum_summary(spectrum)}")
+    return Picture(buf.getvalue(), {}, 1, 1, caption)
 
 
 # ---------------------------------------------------------------------------- HTML
@@ -1169,6 +1377,22 @@ def _file_html(fc: FileComparison, pictures: _Pictures | None) -> str:
                 parts.append(_safe(lambda i=i: pictures.figure(
                     image_picture(pictures.plt, fc.a, fc.b, i.extension, i),
                     fc.name, i.extension)))
+    spectra = spectrum_rows(fc)
+    if spectra:
+        parts.append("<h3>Spectra by wavelength (B/A − 1 on the common grid)</h3>"
+                     + _html_table(SPECTRUM_HEADER, spectra))
+    if fc.spectra_error:
+        parts.append(f'<p class="note">spectra not compared by wavelength: '
+                     f"{html.escape(fc.spectra_error)}</p>")
+    if pictures is not None:
+        changed = sorted((s for s in fc.spectra if not s.identical), key=_spectrum_score,
+                         reverse=True)
+        for spectrum in changed[:SPECTRUM_PICTURES]:
+            parts.append(_safe(lambda s=spectrum: pictures.figure(
+                spectrum_picture(pictures.plt, fc, s), fc.name, s.name)))
+        if len(changed) > SPECTRUM_PICTURES:
+            parts.append(f"<p>{len(changed) - SPECTRUM_PICTURES} more spectra differ (in the "
+                         "table above; not drawn).</p>")
     for t in fc.tables:
         if t.identical:
             continue
@@ -1187,9 +1411,6 @@ def _file_html(fc: FileComparison, pictures: _Pictures | None) -> str:
         if sources:
             parts.append("<h4>Unmatched sources</h4>" + _html_table(
                 ("only in", "id", "RA", "Dec", "nearest other"), sources))
-        if pictures is not None and fc.kind == "fits":
-            parts.append(_safe(lambda t=t: pictures.figure(
-                spectrum_picture(pictures.plt, fc, t), fc.name, t.name)))
     if fc.headers:
         rows = [(k.hdu, k.keyword, _value(k.a), _value(k.b)) for k in fc.headers]
         parts.append("<h3>Header keywords</h3>"
@@ -1208,5 +1429,5 @@ def _safe(render: Any) -> str:
 __all__ = ["LEVEL_ORDER", "PLOTS_HINT", "Finding", "KeywordDiff", "LevelSummary", "Picture",
            "ProvenanceEntry", "file_summary", "findings", "image_picture", "level_summaries",
            "plots_available", "pool_max", "pool_maxabs", "pool_mean", "product_level",
-           "provenance_entries", "provenance_rows", "render_terminal", "worst_findings",
-           "write_html"]
+           "provenance_entries", "provenance_rows", "render_terminal", "spectrum_picture",
+           "spectrum_rows", "spectrum_summary", "worst_findings", "write_html"]
