@@ -118,6 +118,11 @@ def test_wavelength_shift_of_a_known_amount(tmp_path: Path) -> None:
     assert s.feature_shift == pytest.approx(-0.01, abs=0.025 * STEP)
     assert min(abs(s.worst_wavelength - line[0]) for line in LINES) < 0.1  # on a line's flank
 
+    # wavelengths that moved by rounding only (1e-13 µm): no shift worth a number
+    s = only(pair(tmp_path, [extract1d(WAVE, flux)], [extract1d(WAVE + 1e-13, flux * 1.01)]))
+    assert s.grid_shift == pytest.approx(1e-13) and s.n_wavelengths_beyond_tolerance == 0
+    assert "λ shift grid within tol" in spectrum_summary(s)
+
 
 def test_different_row_counts_and_grids(tmp_path: Path) -> None:
     # B: 200 rows over 6-11 µm; a straight line, so interpolation is exact

@@ -180,13 +180,25 @@ def _shift(value: float | None, spectrum: SpectrumDiff) -> str:
     return text
 
 
+def _grid_shift(spectrum: SpectrumDiff) -> str:
+    """The grid's shift: its median, and its largest when that differs; "within tol" when
+    no wavelength moved beyond tolerance (rounding of the WCS: 1e-15 µm)."""
+    if spectrum.grid_shift is None:
+        return "sizes differ"
+    if spectrum.grid_shift_max == 0:
+        return "0"
+    if not spectrum.n_wavelengths_beyond_tolerance:
+        return "within tol"
+    text = _shift(spectrum.grid_shift, spectrum)
+    if spectrum.grid_shift_max not in (None, spectrum.grid_shift):
+        text += f", max {_shift(spectrum.grid_shift_max, spectrum)}"
+    return text
+
+
 def _spectrum_shifts(spectrum: SpectrumDiff) -> str:
     parts = []
     if spectrum.grid_shift is not None:
-        text = f"grid {_shift(spectrum.grid_shift, spectrum)}"
-        if spectrum.grid_shift_max not in (None, spectrum.grid_shift):
-            text += f" (max {_shift(spectrum.grid_shift_max, spectrum)})"
-        parts.append(text)
+        parts.append(f"grid {_grid_shift(spectrum)}")
     if spectrum.feature_shift is not None:
         parts.append(f"features {_shift(spectrum.feature_shift, spectrum)}")
     return "λ shift " + ", ".join(parts) if parts else ""
@@ -756,19 +768,17 @@ def spectrum_rows(fc: FileComparison) -> list[tuple[str, ...]]:
         common = f"{sd.n_common} on {sd.grid}'s grid"
         if sd.rows_a != sd.rows_b:
             common += f" (rows {sd.rows_a} → {sd.rows_b})"
-        worst = (f"{_signed_pct(sd.worst_rel)} at {_wavelength(sd.worst_wavelength, unit)}"
-                 if sd.worst_rel is not None else "–")
+        worst = _signed_pct(sd.worst_rel)
+        if worst not in ("0", "–"):
+            worst += f" at {_wavelength(sd.worst_wavelength, unit)}"
         largest = (f"{_num(sd.max_abs_diff)} {sd.flux_unit} at "
                    f"{_wavelength(sd.max_abs_wavelength, unit)}"
                    if sd.max_abs_diff is not None else "–")
-        grid = _shift(sd.grid_shift, sd) if sd.grid_shift is not None else "sizes differ"
-        if sd.grid_shift_max not in (None, sd.grid_shift):
-            grid += f", max {_shift(sd.grid_shift_max, sd)}"
         feature = (_shift(sd.feature_shift, sd) if sd.feature_shift is not None
                    else "no features to align")
         rows.append((f"{name}: {sd.column}", ranges, common, _signed_pct(sd.median_rel),
-                     worst, largest, f"{sd.n_beyond_tolerance} of {sd.n_common}", grid,
-                     feature))
+                     worst, largest, f"{sd.n_beyond_tolerance} of {sd.n_common}",
+                     _grid_shift(sd), feature))
     rows += [(f"{n}: only in A",) + ("",) * 8 for n in fc.spectra_only_in_a]
     rows += [(f"{n}: only in B",) + ("",) * 8 for n in fc.spectra_only_in_b]
     return rows
