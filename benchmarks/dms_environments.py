@@ -29,10 +29,13 @@ import json
 import re
 import subprocess
 import sys
+import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urljoin
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -103,25 +106,49 @@ def spec_packages(text: str) -> dict[str, str]:
     return out
 
 
-def imported_modules(jwst: Path, ref: str) -> set[str]:
-    out = subprocess.run(["git", "-C", str(jwst), "grep", "-h", "-E",
-                          r"^\s*(import|from)\s+[A-Za-z_]", ref, "--", "jwst/*.py",
-                          ":!jwst/*/tests/*", ":!jwst/tests/*", ":!jwst/regtest/*"],
-                         capture_output=True, text=True, check=False).stdout
-    mods = set()
-    for line in out.splitlines():
-        m = re.match(r"\s*(?:import|from)\s+([A-Za-z_][\w.]*)", line)
-        if m:
-            mods.add(m.group(1))
-    return mods
+def imported(jwst: Path, ref: str) -> dict[str, set[str]]:
+    """{module: names imported from it} over jwst's own code at `ref` (tests excluded)."""
+    import ast
+    import io
+
+    tar = subprocess.run(["git", "-C", str(jwst), "archive", ref, "jwst"], capture_output=True,
+                         check=True).stdout
+    found: dict[str, set[str]] = {}
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        for member in t.getmembers():
+            if not member.name.endswith(".py") or "/tests/" in member.name \
+                    or "/regtest/" in member.name:
+                continue
+            try:
+                tree = ast.parse(t.extractfile(member).read())
+            except (SyntaxError, ValueError):  # 0.7.7 still has Python 2 files
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    for alias in node.names:
+                        found.setdefault(alias.name, set())
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.setdefault(node.module, set()).update(
+                        a.name for a in node.names if a.name != "*")
+    return found
 
 
 def needed(pkg: str, mods: set[str]) -> bool:
     if pkg in TOOLING:
         return False
-    imp = IMPORT_NAMES.get(pkg) or (f"stsci.{pkg[6:].replace('-', '_')}" if pkg.startswith(
-        "stsci-") else pkg.replace("-", "_"))
+    imp = import_name(pkg)
     return any(m == imp or m.startswith(imp + ".") for m in mods)
+
+
+def import_name(pkg: str) -> str:
+    return IMPORT_NAMES.get(pkg) or (f"stsci.{pkg[6:].replace('-', '_')}" if pkg.startswith(
+        "stsci-") else pkg.replace("-", "_"))
+
+
+def submodules(pkg: str, mods: dict[str, set[str]]) -> dict[str, set[str]]:
+    """What jwst imports from `pkg`: {module: names} (`astropy.io.misc.asdf.types`: ...)."""
+    imp = import_name(pkg)
+    return {m: names for m, names in mods.items() if m == imp or m.startswith(imp + ".")}
 
 
 def pypi(name: str, cache: Path) -> dict:
@@ -143,7 +170,54 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
-def choose(name: str, conda_version: str, when: datetime, cache: Path
+def lacks(files: list[dict], wanted: dict[str, set[str]], cache: Path) -> list[str]:
+    """What of `wanted` ({module: names}) a release's sdist (else a wheel) lacks: a module
+    file, or a name its module never mentions (`stsci.tools.bitmask.interpret_bit_flags`)."""
+    if not wanted:
+        return []
+    dist = next((f for f in files if f.get("packagetype") == "sdist"), None) or files[0]
+    path = cache / "dists" / dist["filename"]
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = urljoin("https://pypi.org/simple/", dist["url"])
+        with urllib.request.urlopen(url, timeout=300) as r:
+            path.write_bytes(r.read())
+    texts: dict[str, str] = {}
+    if path.name.endswith((".whl", ".egg", ".zip")):  # built ones hold the package at top
+        with zipfile.ZipFile(path) as z:
+            for n in z.namelist():
+                if n.endswith(".py"):
+                    texts[n.split("/", 1)[-1] if path.name.endswith(".zip") else n] = \
+                        z.read(n).decode(errors="replace")
+    else:
+        with tarfile.open(path) as t:
+            for m in t.getmembers():
+                if m.name.endswith(".py") and m.isfile():
+                    texts[m.name.split("/", 1)[-1]] = t.extractfile(m).read().decode(
+                        errors="replace")
+    def find(base: str) -> str | None:  # at the top, or below lib/ or src/ (old layouts)
+        for path, text in texts.items():
+            for tail in (f"{base}.py", f"{base}/__init__.py"):
+                if path == tail or path.endswith("/" + tail):
+                    return text
+        return None
+
+    missing = []
+    for module, names in sorted(wanted.items()):
+        base = module.replace(".", "/")
+        source = find(base)
+        if source is None:
+            missing.append(module)
+            continue
+        if re.search(r"import \*", source):
+            continue  # names re-exported from submodules: not checkable by reading
+        missing += [f"{module}.{n}" for n in sorted(names) if find(f"{base}/{n}") is None
+                    and not re.search(rf"\b{re.escape(n)}\b", source)]
+    return missing
+
+
+def choose(name: str, conda_version: str, when: datetime, cache: Path,
+           modules: dict[str, set[str]] | None = None
            ) -> tuple[str, str, datetime] | None:
     """(PyPI version, how it was chosen, upload time of its last file); None: not on PyPI."""
     releases = {v: fs for v, fs in pypi(name, cache).get("releases", {}).items() if fs}
@@ -167,6 +241,7 @@ def choose(name: str, conda_version: str, when: datetime, cache: Path
         finals.append((min(_utc(f["upload_time_iso_8601"]) for f in files), Version(v), v, files))
     # Mainline releases only: a bug-fix release of an older line (astropy 2.0.9 LTS, uploaded
     # with 3.0.5) is no stand-in for a snapshot of the development branch. Ties: the newer.
+    modules = modules or {}
     finals.sort(key=lambda f: (f[0], f[1]))
     mainline, newest = [], None
     for first, ver, v, files in finals:
@@ -181,11 +256,22 @@ def choose(name: str, conda_version: str, when: datetime, cache: Path
     by_then = [f for f in mainline if f[0] <= when + timedelta(days=1)]
     after = [f for f in mainline if f[0] > when + timedelta(days=1)]
     if by_then and (when - by_then[-1][0] <= timedelta(days=365) or not after):
-        first, _, v, files = by_then[-1]
+        pick = len(by_then) - 1
         how = "newest PyPI release by the jwst release date"
     else:
-        first, _, v, files = after[0]
+        pick = len(by_then)
         how = "first PyPI release after the jwst release"
+    # It must provide the modules jwst imports from it (jwst 0.9.0 imports
+    # astropy.io.misc.asdf, new in astropy 3.0): else the next release that does.
+    missing = lacks(mainline[pick][3], modules, cache) if pick < len(mainline) else []
+    for later_pick in range(pick + 1, len(mainline)) if missing else ():
+        if mainline[later_pick][0] > when + timedelta(days=365):
+            break
+        if not lacks(mainline[later_pick][3], modules, cache):
+            how = f"the first release after the jwst release with {', '.join(missing)}"
+            pick = later_pick
+            break
+    first, _, v, files = mainline[pick]
     last = max(_utc(f["upload_time_iso_8601"]) for f in files)
     return v, f"{conda_version} -> {v} ({how}, {first.date()})", last
 
@@ -213,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         "# where PyPI has it; a dev snapshot, or a version PyPI never had, -> the newest mainline",
         "# PyPI release by the jwst release date (what `dated` resolves; stand-ins of one date",
         "# fit each other), the first after it if none is less than a year old (`snapshots`",
-        "# says which). `exclude_newer_package`: the pinned version's own files (wheels)",
+        "# says which), or the first after it that has every module jwst imports from the",
+        "# package (astropy.io.misc.asdf for 0.9.0). `exclude_newer_package`: the pinned",
+        "# version's own files (wheels)",
         "# were uploaded after the release date.",
         "# `pythons`: every Python DMS built the release for. `commit`: a row without a tag.",
         "# Read by jwenv's `dated` strategy (docs/strategies.md).",
@@ -232,12 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         ref = version
         if version not in tags:  # imports of the nearest earlier tag
             ref = max((t for t in tags if Version(t) < row.version), key=Version)
-        mods = imported_modules(args.jwst, ref)
+        mods = imported(args.jwst, ref)
         pins, snapshots, later, missing = [], {}, {}, []
         for name, cv in sorted(spec.items()):
             if not needed(name, mods) and name != "numpy":
                 continue
-            chosen = choose(name, cv, when, args.cache)
+            chosen = choose(name, cv, when, args.cache, submodules(name, mods))
             if chosen is None:
                 missing.append(f"{name}-{cv}")
                 continue

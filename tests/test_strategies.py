@@ -263,3 +263,22 @@ def test_the_asdf_site_hook_gives_the_snapshot_argument(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True)
     assert out.stdout.split() == ["0", "50"]
+
+
+def test_the_asdf_resolver_site_hook_adds_the_snapshot_method(tmp_path):
+    pkg = tmp_path / "asdf"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "asdf.py").write_text(
+        "class AsdfFile:\n"
+        "    def tag_to_schema_resolver(self, uri):\n        return uri + '#tag'\n"
+        "    def url_mapping(self, uri):\n        return uri + '#url'\n")
+    hook = Path(strategies.__file__).parent / "data" / "site_hooks" / "asdf_resolver.py"
+    code = (f"import runpy; runpy.run_path({str(hook)!r})\n"
+            "from asdf.asdf import AsdfFile\nprint(AsdfFile().resolver('x'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "x#tag#url"
+    assert "asdf-resolver" in strategies.plan(
+        "dated", _git("0.9.0"), release_date=datetime(2017, 12, 22, tzinfo=timezone.utc),
+        sdp_text=None).notes
