@@ -74,3 +74,17 @@ def test_differences_name_what_differs(tmp_path):
     assert found == ["numpy==1.25.2 installed, NumPy==1.24.0 in the lock",
                      "Python 3.11.7 installed, 3.11.9 in the lock",
                      "CRDS context jwst_1166.pmap pinned, jwst_1200.pmap asked for"]
+
+
+def test_a_lock_keeps_what_old_git_releases_need(tmp_path):
+    plan = {"overrides": ["asdf==2.4.2"], "build_helpers": ["relic==1.1.2"],
+            "build_requirements": {"jwst": ["numpy", "astropy"]},
+            "build_variables": {"jwst": {"SETUPTOOLS_SCM_PRETEND_VERSION": "1.13.0+gf952d3e"}},
+            "site_hooks": ["asdf_inline_threshold"]}
+    path = tmp_path / "git.lock"
+    path.write_text(locks.export_lock(_manifest(plan)))
+    rebuilt = locks.read_lock(path).plan()
+    assert rebuilt.overrides == ["asdf==2.4.2"] and rebuilt.build_helpers == ["relic==1.1.2"]
+    assert rebuilt.build_requirements == {"jwst": ["numpy", "astropy"]}
+    assert rebuilt.build_variables["jwst"]["SETUPTOOLS_SCM_PRETEND_VERSION"] == "1.13.0+gf952d3e"
+    assert rebuilt.site_hooks == ["asdf_inline_threshold"]

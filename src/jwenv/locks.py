@@ -37,6 +37,12 @@ def export_lock(manifest: Manifest) -> str:
         "exclude-newer-packages": json.dumps(plan.get("exclude_newer_packages") or {}),
         # environments built before plans recorded it had the same wheels-only stack
         "only-binary": json.dumps(plan.get("only_binary", list(WHEELS_ONLY))),
+        # what old git-only releases also need to build and run (strategies.md)
+        "overrides": json.dumps(plan.get("overrides") or []),
+        "build-helpers": json.dumps(plan.get("build_helpers") or []),
+        "build-requirements": json.dumps(plan.get("build_requirements") or {}),
+        "build-variables": json.dumps(plan.get("build_variables") or {}),
+        "site-hooks": json.dumps(plan.get("site_hooks") or []),
         # what `jwenv pip` and `jwenv kernel` added (their pins are among the lines below)
         "added": json.dumps(manifest.added),
         "created": manifest.created,
@@ -76,6 +82,11 @@ class Lock:
             exclude_newer_packages=json.loads(self.header.get("exclude-newer-packages") or "{}"),
             only_binary=json.loads(self.header.get("only-binary")
                                    or json.dumps(list(WHEELS_ONLY))),
+            overrides=json.loads(self.header.get("overrides") or "[]"),
+            build_helpers=json.loads(self.header.get("build-helpers") or "[]"),
+            build_requirements=json.loads(self.header.get("build-requirements") or "{}"),
+            build_variables=json.loads(self.header.get("build-variables") or "{}"),
+            site_hooks=json.loads(self.header.get("site-hooks") or "[]"),
             notes=[f"from lock of jwst {self.jwst_version}"],
         )
 
