@@ -90,6 +90,39 @@ def jwst_mirror(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def dms_mirror(tmp_path_factory) -> Path:
+    """A plain-directory clone of the DMS bundle: every tagged git-only release (0.7.7-0.16.2,
+    1.13.0-1.13.3), given to jwenv as `JWENV_JWST_GIT=<directory>`, as a site's mirror."""
+    bundle = SHARED / "jwst-git" / "jwst-dms.bundle"
+    if not bundle.is_file():
+        pytest.fail(f"{bundle} is missing: the git-only release tests need ../shared")
+    clone = tmp_path_factory.mktemp("dms-mirror") / "jwst"
+    subprocess.run(["git", "clone", "--quiet", str(bundle), str(clone)], check=True)
+    return clone
+
+
+@pytest.fixture(scope="session")
+def dms_env(real_home, dms_mirror):
+    """``dms_env("0.13.8", check="import")``: a git-only release installed by jwenv from the
+    DMS mirror into the session store (shared with real_env)."""
+    from jwenv import Env, InstallOptions
+    from jwenv.store import Store
+
+    store = Store(real_home, real_home / "cache")
+    cache: dict[str, RealEnv] = {}
+
+    def get(version: str, **options) -> RealEnv:
+        if version not in cache:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("JWENV_JWST_GIT", str(dms_mirror))
+                env = Env.install(version, InstallOptions(**options), store=store)
+            cache[version] = RealEnv(env)
+        return cache[version]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def real_env(real_home, jwst_mirror):
     """``real_env("1.20.2")``: that release, installed by jwenv itself into the session
     store (git-only releases, such as 0.15.1, from the bundle's mirror)."""

@@ -286,7 +286,7 @@ def test_git_only_bad_input_is_one_line_exit_2(tmp_path, monkeypatch):
         (["install", "0.9.3"], ["jwst 0.9.3 has no tag: DMS built it from commit d795045",
                                 "does not have (nearest tags: 0.9.2, 0.9.4)"]),
         (["install", "0.7.7", "--backend", "uv"], ["jwst 0.7.7 ran on Python 2.7 or 3.5",
-                                                   "uv python install 3.5"]),
+                                                   "pyenv install 3.5"]),
         (["install", f"git+{(tmp_path / 'mirror').as_uri()}@0.7.7"],
          ["is not a git repository"]),
     ]

@@ -52,3 +52,17 @@ def test_mappings_cached(tmp_path):
     assert crds.mappings_cached(str(tmp_path), "jwst_1464.pmap")
     assert not crds.mappings_cached(str(tmp_path), "jwst_1465.pmap")
     assert not crds.mappings_cached(str(Path("/nonexistent")), "")
+
+
+def test_prepare_cache_makes_instrument_dirs_so_parallel_runs_do_not_race(tmp_path):
+    crds.prepare_cache(str(tmp_path / "cache"))
+    made = sorted(p.name for p in (tmp_path / "cache" / "references" / "jwst").iterdir())
+    assert made == sorted(crds.INSTRUMENT_DIRS)
+    crds.prepare_cache(str(tmp_path / "cache"))  # again: nothing to do, no error
+
+
+def test_prepare_cache_leaves_a_cache_it_cannot_write_alone(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    crds.prepare_cache(str(not_a_dir))  # CRDS reports such a cache itself; no error here
+    assert not_a_dir.is_file()

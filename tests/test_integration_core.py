@@ -134,7 +134,8 @@ def test_lock_reproduces_a_real_environment(real_env, cli_env, tmp_path):
 
 def test_git_only_release_with_unreachable_repository_is_one_line(cli_env):
     env = dict(cli_env, JWENV_JWST_GIT="https://git.invalid/spacetelescope/jwst")
-    out = jwenv("install", "0.15.1", env=env)
+    # A name of its own: the session store may already hold 0.15.1 from the mirror.
+    out = jwenv("install", "0.15.1", "--name", "0.15.1-unreachable", env=env)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("jwenv: error: cannot reach jwst git repository "

@@ -46,5 +46,7 @@ def test_a_release_of_an_older_python_says_which_and_how_to_get_it():
     msg = era_message("0.7.7", ["2.7", "3.5"], found)
     assert msg.startswith("jwst 0.7.7 ran on Python 2.7 or 3.5 only")
     assert "found: 3.6" in msg and "uv makes no Python 2 environments" in msg
-    assert "`uv python install 3.5`" in msg and "`pyenv install 3.5`" in msg
+    # uv offers no 3.5, so only pyenv is suggested for it; a 3.8 release gets both
+    assert "`pyenv install 3.5`" in msg and "uv python install 3.5" not in msg
     assert "\n" not in msg
+    assert "`uv python install 3.8`" in era_message("0.17.0", ["3.8"], found)

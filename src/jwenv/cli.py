@@ -541,7 +541,8 @@ def available(
                                                          "prereleases")] = False,
     refresh: Annotated[bool, typer.Option(help="Re-read PyPI now")] = False,
 ) -> None:
-    """jwst releases: date, Pythons, paired CRDS context, DMS build, installed or not."""
+    """jwst releases: date, Pythons, paired CRDS context, DMS build, known to work (measured
+    by benchmarks/coverage.py), installed or not."""
     from rich.table import Table
 
     from jwenv import crds, releases, strategies

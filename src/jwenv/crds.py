@@ -127,6 +127,22 @@ def offline_gap(crds_path: str, context: str) -> str:
     return " nor ".join(missing)
 
 
+# CRDS's "instrument" cache layout: one references/jwst/<instrument>/ per instrument.
+INSTRUMENT_DIRS = ("fgs", "miri", "nircam", "niriss", "nirspec", "system")
+
+
+def prepare_cache(crds_path: str) -> None:
+    """Create the cache's instrument directories before parallel runs start: CRDS makes
+    each one on first use with a check-then-mkdir (crds.core.utils.create_path), so two
+    processes that start together race and one fails with FileExistsError."""
+    refs = Path(crds_path) / "references" / "jwst"
+    for name in INSTRUMENT_DIRS:
+        try:
+            (refs / name).mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # a read-only cache: CRDS does not create directories in it either
+
+
 def mappings_cached(crds_path: str, context: str) -> bool:
     """Whether the context's top mapping is in the cache (what serverless mode needs)."""
     if not context:

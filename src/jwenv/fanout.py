@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from jwenv import loglines, strun
+from jwenv import crds, loglines, strun
 from jwenv.envs import Env
 from jwenv.errors import BadInput
 
@@ -86,6 +86,9 @@ def run_across(envs: Sequence[Env], cmd: Sequence[str], out_root: Path, *, jobs:
     # Paths in the command are resolved by the caller's cwd: make them absolute first,
     # since each version runs in its own output directory.
     cmd = [_absolute(a) for a in cmd]
+    if jobs > 1:
+        for env in envs:
+            crds.prepare_cache(env.crds_settings(context=context, offline=offline).path)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, envs))
 

@@ -130,11 +130,17 @@ def from_option(value: str, interpreters: list[Interpreter] | None = None) -> In
                                         found, wanted=value))
 
 
+# The oldest Python that `uv python install` offers (`uv python list --all-versions`).
+UV_OLDEST = Version("3.8")
+
+
 def missing_message(requires: str, found: list[Interpreter], wanted: str | None = None) -> str:
     have = ", ".join(sorted({i.minor for i in found}, key=Version)) or "none"
     minor = wanted or _suggest(requires)
+    how = (f"`uv python install {minor}`" if Version(minor) >= UV_OLDEST
+           else f"`pyenv install {minor}`")
     return (f"no Python interpreter satisfies {requires} (found: {have}); "
-            f"get one with `uv python install {minor}` or pass --python /path/to/python")
+            f"get one with {how} or pass --python /path/to/python")
 
 
 def era_message(release: str, pythons: list[str], found: list[Interpreter]) -> str:
@@ -143,9 +149,12 @@ def era_message(release: str, pythons: list[str], found: list[Interpreter]) -> s
     py3 = [p for p in pythons if not p.startswith("2.")]
     want = py3[-1] if py3 else pythons[-1]
     py2 = "; uv makes no Python 2 environments" if len(py3) < len(pythons) else ""
+    how = (f"`uv python install {want}` or `pyenv install {want}`"
+           if Version(want) >= UV_OLDEST else
+           f"`pyenv install {want}` (uv provides {UV_OLDEST} and newer)")
     return (f"jwst {release} ran on Python {' or '.join(pythons)} only, and none is usable "
-            f"here (found: {have}{py2}); get Python {want} with `uv python install {want}` or "
-            f"`pyenv install {want}`, or pass --python /path/to/python{want}")
+            f"here (found: {have}{py2}); get Python {want} with {how}, or pass "
+            f"--python /path/to/python{want}")
 
 
 def _suggest(requires: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jwenv import crds
 from jwenv import plan as planning
 from jwenv.crds import LocalCache
 from jwenv.envs import Env
@@ -361,6 +362,8 @@ def run_plans(plans: Sequence[EnvPlan], *, jobs: int, memory: int, force: bool =
             p.out.mkdir(parents=True, exist_ok=True)
             _keep_grouping(p)
             planning.write_associations(p.jobs)
+            crds.prepare_cache(p.env.crds_settings(context=context, offline=offline,
+                                                   cache=cache).path)
         if cluster is not None:
             executor = _dask_executor(plans, run.specs(), cluster, ship_lock, context=context,
                                       offline=offline, cache=cache,

@@ -162,13 +162,32 @@ def pipeline_reftypes(names: list[str]) -> tuple[dict[str, list[str]], set[str]]
 
 # ----------------------------------------------------------------------------- exposure
 
+def random_generator(seed: int) -> Any:
+    """numpy's Generator; before numpy 1.17 (releases <= 0.12 run 1.13-1.16) the legacy
+    RandomState with Generator's `integers` name, so the same code runs in every era."""
+    if hasattr(np.random, "default_rng"):
+        return np.random.default_rng(seed)
+    return _LegacyRandom(seed)
+
+
+class _LegacyRandom:
+    def __init__(self, seed: int) -> None:
+        self._state = np.random.RandomState(seed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)
+
+    def integers(self, low: int, high: int | None = None, size: Any = None) -> Any:
+        return self._state.randint(low, high, size)
+
+
 class Scene:
     """What the sky and the detector do; one object so data and references agree."""
 
     def __init__(self, size: int, seed: int) -> None:
         self.size = size
         self.subarray = SUBARRAYS[size]
-        self.rng = np.random.default_rng(seed)
+        self.rng = random_generator(seed)
         self.tframe = frame_time(size)
         self.tgroup = self.tframe  # RAPID: nframes=1, groupgap=0
         yy, xx = np.mgrid[0:size, 0:size]
