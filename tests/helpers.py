@@ -151,19 +151,13 @@ def exposure(folder: Path, obs: int, num: int, filt: str = "F200W", *, level: st
              **extra) -> Path:
     """A tiny exposure file with the header facts a plan reads, named as DMS names it."""
     name = f"jw{program}{obs:03d}001_01101_{num:05d}_{detector.lower()}_{level}.fits"
-    hdu = fits.PrimaryHDU()
     header = {"TELESCOP": "JWST", "PROGRAM": program, "OBSERVTN": f"{obs:03d}", "VISIT": "001",
               "EXPOSURE": str(num), "DETECTOR": detector, "INSTRUME": instrument,
               "FILTER": filt, "PUPIL": "CLEAR", "EXP_TYPE": "NRC_IMAGE", "SUBARRAY": "SUB400P",
               "TARGPROP": target, "EXPSTART": 60000.0 + obs + num / 100 + start,
               "NGROUPS": 5, "NINTS": 1, "SUBSIZE1": 400, "SUBSIZE2": 400,
               "BKGDTARG": background, **extra}
-    for key, value in header.items():
-        hdu.header[key] = value
-    folder.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([hdu, fits.ImageHDU(np.zeros((4, 4), "f4"), name="SCI")]).writeto(
-        folder / name)
-    return folder / name
+    return tiny_fits(folder / name, **header)
 
 
 def program(folder: Path) -> list[Path]:

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 from astropy.io import fits
 
+from helpers import tiny_fits
 from jwenv import offline, refs
 from jwenv.errors import BadInput
 
@@ -26,14 +26,7 @@ RELEASES = ["1.20.2", "3.0.0"]
 
 
 def _product(folder: Path, name: str, **header: Any) -> Path:
-    """A tiny FITS file with the given primary-header keywords."""
-    hdu = fits.PrimaryHDU()
-    for key, value in header.items():
-        hdu.header[key] = value
-    folder.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([hdu, fits.ImageHDU(np.zeros((2, 2), "f4"), name="SCI")]).writeto(
-        folder / name)
-    return folder / name
+    return tiny_fits(folder / name, **header)
 
 
 def _one_line(exc: pytest.ExceptionInfo, *needles: str) -> str:

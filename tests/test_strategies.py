@@ -255,8 +255,8 @@ def test_the_asdf_site_hook_gives_the_snapshot_argument(tmp_path):
         "class _Blocks:\n    _inline_threshold_size = 50\n\n"
         "class AsdfFile:\n    def __init__(self, tree=None):\n"
         "        self._blocks = _Blocks()\n")
-    hook = Path(strategies.__file__).parent / "data" / "site_hooks" / "asdf_inline_threshold.py"
-    code = (f"import runpy; runpy.run_path({str(hook)!r})\n"
+    strategies.write_site_hooks(tmp_path, ["asdf_inline_threshold"])
+    code = ("import _jwenv_asdf_inline_threshold\n"  # what the .pth does at start-up
             "from asdf.asdf import AsdfFile\n"
             "print(AsdfFile(inline_threshold=0)._blocks._inline_threshold_size,"
             " AsdfFile()._blocks._inline_threshold_size)")
@@ -273,8 +273,9 @@ def test_the_asdf_resolver_site_hook_adds_the_snapshot_method(tmp_path):
         "class AsdfFile:\n"
         "    def tag_to_schema_resolver(self, uri):\n        return uri + '#tag'\n"
         "    def url_mapping(self, uri):\n        return uri + '#url'\n")
-    hook = Path(strategies.__file__).parent / "data" / "site_hooks" / "asdf_resolver.py"
-    code = (f"import runpy; runpy.run_path({str(hook)!r})\n"
+    strategies.write_site_hooks(tmp_path, ["asdf_resolver"])
+    assert (tmp_path / "_jwenv_asdf_resolver.pth").read_text() == "import _jwenv_asdf_resolver\n"
+    code = ("import _jwenv_asdf_resolver\n"
             "from asdf.asdf import AsdfFile\nprint(AsdfFile().resolver('x'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True)

@@ -11,7 +11,7 @@ first imported, so interpreter start-up imports nothing. Loaded by a .pth file j
 into the environment's site-packages (the manifest's plan lists it under site_hooks).
 """
 
-import sys
+from _jwenv_after_import import after_import
 
 
 def _patch(module):
@@ -30,29 +30,4 @@ def _patch(module):
     cls.__init__ = __init__
 
 
-class _Finder:
-    """Patch asdf.asdf right after it is executed, once."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "asdf.asdf":
-            return None
-        sys.meta_path.remove(self)
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        execute = spec.loader.exec_module
-
-        def exec_module(module):
-            execute(module)
-            _patch(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-if "asdf.asdf" in sys.modules:
-    _patch(sys.modules["asdf.asdf"])
-else:
-    sys.meta_path.insert(0, _Finder())
+after_import("asdf.asdf", _patch)

@@ -11,7 +11,7 @@ and changes nothing else: it patches AsdfFile when asdf.asdf is first imported, 
 imports nothing. Loaded by a .pth file jwenv writes into site-packages (plan.site_hooks).
 """
 
-import sys
+from _jwenv_after_import import after_import
 
 
 def _resolver(self, uri):
@@ -24,29 +24,4 @@ def _patch(module):
         cls.resolver = _resolver
 
 
-class _Finder:
-    """Patch asdf.asdf right after it is executed, once."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "asdf.asdf":
-            return None
-        sys.meta_path.remove(self)
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        execute = spec.loader.exec_module
-
-        def exec_module(module):
-            execute(module)
-            _patch(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-if "asdf.asdf" in sys.modules:
-    _patch(sys.modules["asdf.asdf"])
-else:
-    sys.meta_path.insert(0, _Finder())
+after_import("asdf.asdf", _patch)

@@ -262,16 +262,4 @@ def dir_usage(path: Path) -> tuple[int, int]:
 
 def dir_size(path: Path) -> int:
     """Bytes on disk, counting hardlinked files (uv's cache links) once."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                st = os.lstat(os.path.join(root, f))
-            except OSError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key not in seen:
-                seen.add(key)
-                total += st.st_blocks * 512
-    return total
+    return dir_usage(path)[0]

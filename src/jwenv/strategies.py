@@ -85,7 +85,12 @@ def install_site_hooks(env_dir: Path, hooks: list[str]) -> None:
     out = subprocess.run([str(env_dir / "bin" / "python"), "-c",
                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                          capture_output=True, text=True, check=True)
-    site = Path(out.stdout.strip())
+    write_site_hooks(Path(out.stdout.strip()), hooks)
+
+
+def write_site_hooks(site: Path, hooks: list[str]) -> None:
+    """Each hook as `_jwenv_<name>.py` with its `.pth`, and the helper they share."""
+    (site / "_jwenv_after_import.py").write_text(release_data("site_hooks/_after_import.py"))
     for name in hooks:
         (site / f"_jwenv_{name}.py").write_text(release_data(f"site_hooks/{name}.py"))
         (site / f"_jwenv_{name}.pth").write_text(f"import _jwenv_{name}\n")

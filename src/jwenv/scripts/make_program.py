@@ -123,18 +123,19 @@ def _set(node: Any, **values: Any) -> None:
         setattr(node, key, value)
 
 
-def crds_filekinds() -> dict[str, dict[str, Any]]:
-    """NIRCam type specs (parkeys, suffix, extension) shipped with the installed crds."""
+def crds_filekinds(instrument: str = "nircam") -> dict[str, dict[str, Any]]:
+    """The instrument's type specs (parkeys, suffix, extension) shipped with the installed
+    crds."""
     try:
         from crds.core import reftypes
 
-        defs = reftypes.get_types_object("jwst").unified_defs["nircam"]
+        defs = reftypes.get_types_object("jwst").unified_defs[instrument]
         return {kind.lower(): dict(spec) for kind, spec in defs.items()}
     except Exception:  # older crds layouts: read the combined specs file directly
         import crds
 
         specs = Path(crds.__file__).parent / "jwst" / "specs" / "combined_specs.json"
-        defs = json.loads(specs.read_text())["nircam"]
+        defs = json.loads(specs.read_text())[instrument]
         return {kind.lower(): spec for kind, spec in defs.items()}
 
 
@@ -154,7 +155,13 @@ def pipeline_reftypes(names: list[str]) -> tuple[dict[str, list[str]], set[str]]
         pars.add(f"pars-{cls.__name__.lower()}")
         for step_name, step_cls in getattr(cls, "step_defs", {}).items():
             pars.add(f"pars-{step_cls.__name__.lower()}")
-            types = list(getattr(step_cls, "reference_file_types", []) or [])
+            types = getattr(step_cls, "reference_file_types", [])
+            if isinstance(types, property):  # computed per instance in newer releases
+                try:
+                    types = step_cls().reference_file_types
+                except Exception:
+                    types = []
+            types = [str(t) for t in (types or [])]
             out.setdefault(step_name, [])
             out[step_name] += [t for t in types if t not in out[step_name]]
     return out, pars
@@ -482,21 +489,23 @@ def _parkeys(spec: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any],
-               files: list[tuple[dict[str, Any], str]], serial: str = CONTEXT_SERIAL) -> str:
+               files: list[tuple[dict[str, Any], str]], serial: str = CONTEXT_SERIAL,
+               instrument: str = "nircam", author: str = "make_program.py") -> str:
     """One rmap: the installed crds's parkeys for `kind`, one UseAfter date, and one Match
     row per distinct selection among the exposures' CRDS parameters.
 
     `files` pairs each exposure's parameters with the reference file that serves it
-    (several exposures share a row when they differ only in keys this type ignores)."""
+    (several exposures share a row when they differ only in keys this type ignores).
+    make_spectra.py writes its MIRI rmaps with it too (`instrument`, `author`)."""
     match_keys, date_keys = _parkeys(spec)
-    name = f"jwst_nircam_{kind}_{serial}.rmap"
+    name = f"jwst_{instrument}_{kind}_{serial}.rmap"
     header = {
         "classes": ("Match", "UseAfter"),
-        "derived_from": "jwenv make_program.py (synthetic)",
+        "derived_from": f"jwenv {author} (synthetic)",
         "file_ext": spec.get("file_ext", ".fits"),
         "filekind": kind.upper(),
         "filetype": str(spec.get("filetype", kind)).upper(),
-        "instrument": "NIRCAM",
+        "instrument": instrument.upper(),
         "mapping": "REFERENCE",
         "name": name,
         "observatory": "JWST",
@@ -526,20 +535,21 @@ def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any],
     return name
 
 
-def _write_context(mapdir: Path, serial: str, selections: dict[str, str]) -> list[str]:
-    """The imap (every NIRCam type: an rmap or N/A) and the pmap of context `serial`;
-    returns the names of the mappings it is made of."""
+def _write_context(mapdir: Path, serial: str, selections: dict[str, str],
+                   instrument: str = "nircam", author: str = "make_program.py") -> list[str]:
+    """The imap (every type of the instrument: an rmap or N/A) and the pmap of context
+    `serial`; returns the names of the mappings it is made of."""
     context = f"jwst_{serial}.pmap"
-    imap = f"jwst_nircam_{serial}.imap"
-    imap_header = {"instrument": "NIRCAM", "mapping": "INSTRUMENT", "name": imap,
-                   "observatory": "JWST", "parkey": ("REFTYPE",),
-                   "derived_from": "jwenv make_program.py (synthetic)"}
+    imap = f"jwst_{instrument}_{serial}.imap"
+    derived = f"jwenv {author} (synthetic)"
+    imap_header = {"instrument": instrument.upper(), "mapping": "INSTRUMENT", "name": imap,
+                   "observatory": "JWST", "parkey": ("REFTYPE",), "derived_from": derived}
     body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items())) + "}"
     (mapdir / imap).write_text(_mapping_text(imap_header, body))
     pmap_header = {"mapping": "PIPELINE", "name": context, "observatory": "JWST",
-                   "parkey": ("META.INSTRUMENT.NAME",),
-                   "derived_from": "jwenv make_program.py (synthetic)"}
-    (mapdir / context).write_text(_mapping_text(pmap_header, f"{{\n    'NIRCAM' : {imap!r},\n}}"))
+                   "parkey": ("META.INSTRUMENT.NAME",), "derived_from": derived}
+    (mapdir / context).write_text(
+        _mapping_text(pmap_header, f"{{\n    {instrument.upper()!r} : {imap!r},\n}}"))
     return [context, imap] + [v for v in selections.values() if v != "N/A"]
 
 

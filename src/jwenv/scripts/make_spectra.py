@@ -60,13 +60,17 @@ from make_program import (  # shared CRDS-mapping and datamodel helpers (same di
     USEAFTER,
     _dq,
     _mapping_text,
-    _match_value,
-    _parkeys,
     _quiet_save,
     _set,
+    _write_context,
+    crds_filekinds,
     crds_params,
     dm,
+    write_rmap,
 )
+from make_program import pipeline_reftypes as step_reftypes  # per step; here: all of them
+
+MIRI = {"instrument": "miri", "author": "make_spectra.py"}  # for the shared mapping writers
 
 # ----------------------------------------------------------------------------- the instrument
 INSTRUMENT = {"name": "MIRI", "detector": "MIRIMAGE", "filter": "P750L"}
@@ -584,96 +588,10 @@ JSON_REFS = {"extract1d": extract1d_json}
 
 
 # ----------------------------------------------------------------------------- CRDS cache
-def crds_filekinds() -> dict[str, dict[str, Any]]:
-    """MIRI type specs (parkeys, suffix, extension) shipped with the installed crds."""
-    try:
-        from crds.core import reftypes
-
-        defs = reftypes.get_types_object("jwst").unified_defs["miri"]
-        return {kind.lower(): dict(spec) for kind, spec in defs.items()}
-    except Exception:  # older crds layouts: read the combined specs file directly
-        import crds
-
-        specs = Path(crds.__file__).parent / "jwst" / "specs" / "combined_specs.json"
-        defs = json.loads(specs.read_text())["miri"]
-        return {kind.lower(): spec for kind, spec in defs.items()}
-
-
 def pipeline_reftypes(names: list[str]) -> set[str]:
-    """Every reference type a step of these pipelines declares in this release, and the
-    ``pars-<class>`` types stpipe asks CRDS for."""
-    import importlib
-
-    out: set[str] = set()
-    for name in names:
-        module, cls_name = name.rsplit(".", 1)
-        try:
-            cls = getattr(importlib.import_module(module), cls_name)
-        except (ImportError, AttributeError):
-            continue
-        out.add(f"pars-{cls.__name__.lower()}")
-        for step_cls in getattr(cls, "step_defs", {}).values():
-            out.add(f"pars-{step_cls.__name__.lower()}")
-            types = getattr(step_cls, "reference_file_types", [])
-            if isinstance(types, property):  # computed per instance in newer releases
-                try:
-                    types = step_cls().reference_file_types
-                except Exception:
-                    types = []
-            out.update(str(t) for t in (types or []))
-    return out
-
-
-def write_rmap(mapdir: Path, kind: str, spec: dict[str, Any],
-               files: list[tuple[dict[str, Any], str]]) -> str:
-    """One MIRI rmap: the installed crds's parkeys, one UseAfter date, one Match row per
-    distinct selection among the exposures (both nods share one)."""
-    match_keys, date_keys = _parkeys(spec)
-    name = f"jwst_miri_{kind}_{CONTEXT_SERIAL}.rmap"
-    header = {
-        "classes": ("Match", "UseAfter"),
-        "derived_from": "jwenv make_spectra.py (synthetic)",
-        "file_ext": spec.get("file_ext", ".fits"),
-        "filekind": kind.upper(),
-        "filetype": str(spec.get("filetype", kind)).upper(),
-        "instrument": "MIRI",
-        "mapping": "REFERENCE",
-        "name": name,
-        "observatory": "JWST",
-        "parkey": (tuple(match_keys), tuple(date_keys)),
-        "suffix": spec.get("suffix", kind),
-        "text_descr": spec.get("text_descr", kind),
-    }
-    date = USEAFTER.replace("T", " ")
-
-    def use_after(filename: str) -> str:
-        return f"UseAfter({{\n        {date!r} : {filename!r},\n    }})"
-
-    rows: dict[tuple[str, ...], str] = {}
-    for params, filename in files:
-        rows.setdefault(tuple(_match_value(params, key) for key in match_keys), filename)
-    if match_keys:
-        selector = "Match({\n" + "".join(f"    {row!r} : {use_after(rows[row])},\n"
-                                          for row in sorted(rows)) + "})"
-    else:
-        header.update(classes=("UseAfter",), parkey=(tuple(date_keys),))
-        selector = use_after(next(iter(rows.values()))).replace("\n    ", "\n")
-    (mapdir / name).write_text(_mapping_text(header, selector))
-    return name
-
-
-def _write_context(mapdir: Path, selections: dict[str, str]) -> list[str]:
-    imap = f"jwst_miri_{CONTEXT_SERIAL}.imap"
-    imap_header = {"instrument": "MIRI", "mapping": "INSTRUMENT", "name": imap,
-                   "observatory": "JWST", "parkey": ("REFTYPE",),
-                   "derived_from": "jwenv make_spectra.py (synthetic)"}
-    body = "{\n" + "".join(f"    {k!r} : {v!r},\n" for k, v in sorted(selections.items())) + "}"
-    (mapdir / imap).write_text(_mapping_text(imap_header, body))
-    pmap_header = {"mapping": "PIPELINE", "name": CONTEXT, "observatory": "JWST",
-                   "parkey": ("META.INSTRUMENT.NAME",),
-                   "derived_from": "jwenv make_spectra.py (synthetic)"}
-    (mapdir / CONTEXT).write_text(_mapping_text(pmap_header, f"{{\n    'MIRI' : {imap!r},\n}}"))
-    return [CONTEXT, imap] + [v for v in selections.values() if v != "N/A"]
+    """Every reference type a step of these pipelines declares, and their `pars-*` types."""
+    steps, pars = step_reftypes(names)
+    return pars.union(*steps.values())
 
 
 def write_crds_cache(crds_path: Path, detector: Detector,
@@ -683,7 +601,7 @@ def write_crds_cache(crds_path: Path, detector: Detector,
     cfgdir = crds_path / "config" / "jwst"
     for d in (refdir, mapdir, cfgdir):
         d.mkdir(parents=True, exist_ok=True)
-    specs = crds_filekinds()
+    specs = crds_filekinds("miri")
     selections: dict[str, str] = {}
     for kind, (build, description) in BUILDERS.items():
         spec = specs.get(kind, {"parkey": (("META.INSTRUMENT.DETECTOR",), DATE_PARKEYS)})
@@ -693,17 +611,17 @@ def write_crds_cache(crds_path: Path, detector: Detector,
         _ref_meta(model, kind, description)
         _quiet_save(model, refdir / filename)
         selections[kind] = write_rmap(mapdir, kind, dict(spec, file_ext=ext),
-                                      [(p, filename) for p in params])
+                                      [(p, filename) for p in params], **MIRI)
     for kind, build_json in JSON_REFS.items():
         spec = specs.get(kind, {"parkey": (("META.EXPOSURE.TYPE",),)})
         filename = f"jwst_miri_{kind}_{CONTEXT_SERIAL}.json"
         (refdir / filename).write_text(json.dumps(build_json(), indent=2) + "\n")
         selections[kind] = write_rmap(mapdir, kind, dict(spec, file_ext=".json"),
-                                      [(p, filename) for p in params])
+                                      [(p, filename) for p in params], **MIRI)
     generated = sorted(selections)
     for kind in sorted((set(specs) | pipeline_reftypes(SPEC_PIPELINES)) - set(selections)):
         selections[kind] = "N/A"
-    mappings = _write_context(mapdir, selections)
+    mappings = _write_context(mapdir, CONTEXT_SERIAL, selections, **MIRI)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     server_config = {
         "observatory": "jwst", "operational_context": CONTEXT, "edit_context": CONTEXT,
@@ -730,7 +648,7 @@ def extend_mappings(out: Path) -> dict[str, Any]:
     text = imap.read_text()
     header = ast.literal_eval(text.split("header = ", 1)[1].split("\n\nselector = ", 1)[0])
     selections = ast.literal_eval(text.split("selector = ", 1)[1])
-    known = set(crds_filekinds()) | pipeline_reftypes(SPEC_PIPELINES)
+    known = set(crds_filekinds("miri")) | pipeline_reftypes(SPEC_PIPELINES)
     new = sorted(known - set(selections))
     if new:
         selections.update({kind: "N/A" for kind in new})
