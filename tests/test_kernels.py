@@ -67,7 +67,7 @@ def test_data_dir_is_jupyters():
 @pytest.mark.integration
 def test_a_real_kernel_runs_jwst_with_the_pinned_context(real_env, real_home, tmp_path,
                                                         monkeypatch):
-    pytest.importorskip("jupyter_client")
+    import jupyter_client  # noqa: F401  (the test extra has it: fail here if it is missing)
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))  # where Jupyter looks, here too
     env = real_env("1.20.2")
     environ = dict(os.environ, JWENV_HOME=str(real_home), JUPYTER_DATA_DIR=str(tmp_path))

@@ -2,8 +2,8 @@
 
 Each shell gets a HOME whose rc file puts another directory (with its own `python` and
 `pip`, as pyenv's shims) first on PATH, as `pyenv init` in ~/.bashrc does. Real shells in
-real processes; a shell this machine lacks is skipped (the startup files are still
-checked in test_startup_files_source_the_users_first).
+real processes; a shell this machine lacks fails the test (the startup files are also
+checked without shells in test_startup_files_source_the_users_first).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _home(tmp_path: Path, kind: str) -> Path:
 def test_env_is_first_on_path_after_the_rc_files(installed, home, tmp_path, kind):
     shell = shutil.which("dash" if kind == "sh" else kind)
     if shell is None:
-        pytest.skip(f"{kind} is not installed here")
+        pytest.fail(f"{kind} is not installed here: this test runs the real shell")
     user = _home(tmp_path, kind)
     environ = dict(os.environ, HOME=str(user), SHELL=shell, XDG_CONFIG_HOME=str(user / ".config"))
     environ.pop("ZDOTDIR", None)

@@ -247,14 +247,17 @@ def test_failure_families_are_named(text, family):
         == ""
 
 
+def _fake_asdf(site: Path, source: str) -> None:
+    """An `asdf` package whose asdf.asdf module is `source`, in `site`."""
+    (site / "asdf").mkdir()
+    (site / "asdf" / "__init__.py").write_text("")
+    (site / "asdf" / "asdf.py").write_text(source)
+
+
 def test_the_asdf_site_hook_gives_the_snapshot_argument(tmp_path):
-    pkg = tmp_path / "asdf"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "asdf.py").write_text(
-        "class _Blocks:\n    _inline_threshold_size = 50\n\n"
-        "class AsdfFile:\n    def __init__(self, tree=None):\n"
-        "        self._blocks = _Blocks()\n")
+    _fake_asdf(tmp_path, "class _Blocks:\n    _inline_threshold_size = 50\n\n"
+                         "class AsdfFile:\n    def __init__(self, tree=None):\n"
+                         "        self._blocks = _Blocks()\n")
     strategies.write_site_hooks(tmp_path, ["asdf_inline_threshold"])
     code = ("import _jwenv_asdf_inline_threshold\n"  # what the .pth does at start-up
             "from asdf.asdf import AsdfFile\n"
@@ -266,13 +269,9 @@ def test_the_asdf_site_hook_gives_the_snapshot_argument(tmp_path):
 
 
 def test_the_asdf_resolver_site_hook_adds_the_snapshot_method(tmp_path):
-    pkg = tmp_path / "asdf"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "asdf.py").write_text(
-        "class AsdfFile:\n"
-        "    def tag_to_schema_resolver(self, uri):\n        return uri + '#tag'\n"
-        "    def url_mapping(self, uri):\n        return uri + '#url'\n")
+    _fake_asdf(tmp_path, "class AsdfFile:\n"
+                         "    def tag_to_schema_resolver(self, uri):\n        return uri + '#tag'\n"
+                         "    def url_mapping(self, uri):\n        return uri + '#url'\n")
     strategies.write_site_hooks(tmp_path, ["asdf_resolver"])
     assert (tmp_path / "_jwenv_asdf_resolver.pth").read_text() == "import _jwenv_asdf_resolver\n"
     code = ("import _jwenv_asdf_resolver\n"
