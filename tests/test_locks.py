@@ -88,3 +88,19 @@ def test_a_lock_keeps_what_old_git_releases_need(tmp_path):
     assert rebuilt.build_requirements == {"jwst": ["numpy", "astropy"]}
     assert rebuilt.build_variables["jwst"]["SETUPTOOLS_SCM_PRETEND_VERSION"] == "1.13.0+gf952d3e"
     assert rebuilt.site_hooks == ["asdf_inline_threshold"]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("# overrides: [asdf==2.4.2", "lock header '# overrides:' is not valid JSON"),
+    ("# exclude-newer: last tuesday", "lock header '# exclude-newer:' is not a date"),
+])
+def test_a_hand_edited_header_that_does_not_parse_is_one_line(tmp_path, line, message):
+    path = tmp_path / "edited.lock"
+    text = locks.export_lock(_manifest({"overrides": ["asdf==2.4.2"]}))
+    key = line.split(":")[0]
+    path.write_text("\n".join(line if ln.startswith(key + ":") else ln
+                              for ln in text.splitlines()) + "\n")
+    if key not in text:
+        path.write_text(text.replace("\n", f"\n{line}\n", 1))
+    with pytest.raises(BadInput, match=message):
+        locks.read_lock(path).plan()

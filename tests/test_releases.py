@@ -207,6 +207,9 @@ def test_a_mirror_given_as_a_plain_directory_is_its_file_url(tmp_path, monkeypat
     assert got.git_repo == mirror.as_uri()
     assert got.requirement == f"jwst @ git+{mirror.as_uri()}@0.15.1"
     releases.check_git_ref(got.git_repo, got.git_ref)  # reachable, has the tag
+    spaced = _repo_with_tags(tmp_path / "my mirrors" / "jwst", "0.15.1")
+    assert "%20" in releases.normalize_repo(str(spaced))  # a URL: the space is quoted
+    releases.check_git_ref(releases.normalize_repo(str(spaced)), "0.15.1")  # and found
     assert releases.normalize_repo("https://example.org/jwst") == "https://example.org/jwst"
     assert releases.normalize_repo("git@example.org:jwst.git") == "git@example.org:jwst.git"
 

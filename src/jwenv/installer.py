@@ -216,7 +216,9 @@ class Installer:
                                      "setup files)")
             try:
                 facts = strategies.fetch_source(resolved, self.store.index_dir)
-            except OSError:
+            except OSError as exc:  # say so: fixes that need the source (its commit) drop out
+                self.progress("resolve", f"cannot read the release's source ({exc}); "
+                                         "building without its sdp pins and setup facts")
                 facts = None
         release_date = release.release_date if release else None
         pins = strategies.resolve_git_pins(facts.git_pins, release_date, self.store.index_dir) \

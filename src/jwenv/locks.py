@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from jwenv.backends import InstallPlan
 from jwenv.errors import BadInput
@@ -72,21 +73,31 @@ class Lock:
     def added(self) -> list[str]:
         return list(json.loads(self.header.get("added") or "[]"))
 
+    def _field(self, key: str, default: str) -> Any:
+        """A JSON header field; a hand-edited one that does not parse is one line."""
+        try:
+            return json.loads(self.header.get(key) or default)
+        except ValueError as exc:
+            raise BadInput(f"lock header '# {key}:' is not valid JSON ({exc})") from None
+
     def plan(self) -> InstallPlan:
         when = self.header.get("exclude-newer") or None
+        try:
+            exclude_newer = datetime.fromisoformat(when) if when else None
+        except ValueError:
+            raise BadInput(f"lock header '# exclude-newer:' is not a date: {when!r}") from None
         return InstallPlan(
             strategy="lock",
             requirements=list(self.pins),
-            build_constraints=json.loads(self.header.get("build-constraints") or "[]"),
-            exclude_newer=datetime.fromisoformat(when) if when else None,
-            exclude_newer_packages=json.loads(self.header.get("exclude-newer-packages") or "{}"),
-            only_binary=json.loads(self.header.get("only-binary")
-                                   or json.dumps(list(WHEELS_ONLY))),
-            overrides=json.loads(self.header.get("overrides") or "[]"),
-            build_helpers=json.loads(self.header.get("build-helpers") or "[]"),
-            build_requirements=json.loads(self.header.get("build-requirements") or "{}"),
-            build_variables=json.loads(self.header.get("build-variables") or "{}"),
-            site_hooks=json.loads(self.header.get("site-hooks") or "[]"),
+            build_constraints=self._field("build-constraints", "[]"),
+            exclude_newer=exclude_newer,
+            exclude_newer_packages=self._field("exclude-newer-packages", "{}"),
+            only_binary=self._field("only-binary", json.dumps(list(WHEELS_ONLY))),
+            overrides=self._field("overrides", "[]"),
+            build_helpers=self._field("build-helpers", "[]"),
+            build_requirements=self._field("build-requirements", "{}"),
+            build_variables=self._field("build-variables", "{}"),
+            site_hooks=self._field("site-hooks", "[]"),
             notes=[f"from lock of jwst {self.jwst_version}"],
         )
 

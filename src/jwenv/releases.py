@@ -410,10 +410,8 @@ def check_git_ref(repo: str, ref: str | None, timeout: float = 30,
                   version: str | None = None) -> None:
     """Fail in one line, before any build, when the git repository cannot be reached, is
     not a git repository, or lacks the ref (a tag, branch or commit)."""
-    target = repo[4:] if repo.startswith("git+") else repo
-    if target.startswith("file://"):
-        target = target[len("file://"):]
     local = _local_path(repo)
+    target = str(local) if local is not None else repo.removeprefix("git+")
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     if local is not None and local.is_dir():
         inside = subprocess.run(["git", "-C", str(local), "rev-parse", "--git-dir"],
@@ -444,8 +442,11 @@ def check_git_ref(repo: str, ref: str | None, timeout: float = 30,
             ["git", "-C", str(local), "cat-file", "-e", f"{ref}^{{commit}}"],
             capture_output=True, env=env, check=False).returncode == 0):
         return  # a commit: a remote cannot be asked without fetching; a local one has it
-    tags = subprocess.run(["git", "ls-remote", "--tags", target], capture_output=True,
-                          text=True, timeout=timeout, env=env, check=False).stdout
+    try:
+        tags = subprocess.run(["git", "ls-remote", "--tags", target], capture_output=True,
+                              text=True, timeout=timeout, env=env, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        tags = ""  # only for naming the nearest tags
     near = _nearest_tags(tags, version or (ref if not is_commit else None))
     nearest = f" (nearest tags: {', '.join(near)})" if near else ""
     if is_commit:

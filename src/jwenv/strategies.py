@@ -17,6 +17,7 @@ Every plan also names the compiled scientific stack that must come as wheels
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from packaging.version import Version
 from jwenv.backends import InstallPlan
 from jwenv.errors import BadInput
 from jwenv.releases import Resolved
+from jwenv.store import write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,7 +86,10 @@ def install_site_hooks(env_dir: Path, hooks: list[str]) -> None:
         return
     out = subprocess.run([str(env_dir / "bin" / "python"), "-c",
                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:  # an OSError: the installer reports it as this attempt's failure
+        raise OSError(f"cannot find the environment's site-packages for its site hooks: "
+                      f"{(out.stderr.strip().splitlines() or ['python failed'])[-1]}")
     write_site_hooks(Path(out.stdout.strip()), hooks)
 
 
@@ -259,7 +264,10 @@ def fetch_source(resolved: Resolved, cache_dir: Path) -> SourceFacts:
     """The release's source facts, from its PyPI sdist or its git ref (cached)."""
     if resolved.version is None:
         return SourceFacts()
-    cached = cache_dir / "source" / f"{resolved.version}.json"
+    # keyed by where the source comes from too: a fork's tag is not upstream's
+    origin = f"{resolved.source}|{resolved.git_repo or ''}|{resolved.git_ref or ''}"
+    key = hashlib.sha256(origin.encode()).hexdigest()[:12]
+    cached = cache_dir / "source" / f"{resolved.version}-{key}.json"
     if cached.is_file():
         try:
             return SourceFacts.from_json(cached.read_text())
@@ -272,13 +280,8 @@ def fetch_source(resolved: Resolved, cache_dir: Path) -> SourceFacts:
     else:
         return SourceFacts()
     cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(facts.to_json())
+    write_text_atomic(cached, facts.to_json())
     return facts
-
-
-def fetch_sdp(resolved: Resolved, cache_dir: Path) -> str | None:
-    """The release's requirements-sdp.txt, from its PyPI sdist or its git tag; None if absent."""
-    return fetch_source(resolved, cache_dir).sdp
 
 
 def _sdp_from_pypi(version: str, index_json: Path) -> str | None:
@@ -322,8 +325,11 @@ def _facts_from_git(repo: str, ref: str | None) -> SourceFacts:
                                  capture_output=True, text=True, check=False)
             return got.stdout if got.returncode == 0 else None
 
-        commit = subprocess.run(["git", "-C", tmp, "rev-parse", f"{rev}^{{commit}}"],
-                                capture_output=True, text=True, check=False).stdout.strip()
+        found = subprocess.run(["git", "-C", tmp, "rev-parse", f"{rev}^{{commit}}"],
+                               capture_output=True, text=True, check=False)
+        if found.returncode != 0:  # a commit the repository lacks: nothing to remember
+            raise OSError(f"{repo} has no commit {rev}")
+        commit = found.stdout.strip()
         pyproject, setup_py = show("pyproject.toml"), show("setup.py") or ""
         declared = "\n".join(t for t in (setup_py, show("setup.cfg"), pyproject) if t)
         return SourceFacts(sdp=show("requirements-sdp.txt"), has_pyproject=pyproject is not None,
@@ -397,16 +403,16 @@ def _pypi_release_at(name: str, when: datetime, cache_dir: Path) -> str | None:
     base = os.environ.get(PYPI_URL_VAR, DEFAULT_PYPI_URL).rsplit("/jwst/json", 1)[0]
     cached = cache_dir / "pypi" / f"{canonicalize_name(name)}.json"
     try:
-        if cached.is_file():
-            data = json.loads(cached.read_text())
-        else:
+        data = json.loads(cached.read_text())
+    except (OSError, ValueError):  # not cached yet, or unreadable: fetch it again
+        try:
             with urllib.request.urlopen(f"{base}/{name}/json", timeout=30) as resp:
-                raw = resp.read()
+                raw = resp.read().decode()
             data = json.loads(raw)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(raw)
-    except (OSError, ValueError):
-        return None
+        except (OSError, ValueError):
+            return None
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cached, raw)
     best: tuple[Version, str] | None = None
     for ver, files in data.get("releases", {}).items():
         uploads = [f["upload_time_iso_8601"] for f in files if f.get("upload_time_iso_8601")]
