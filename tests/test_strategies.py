@@ -230,7 +230,7 @@ def test_the_1_13_0_fix_builds_the_tag_with_its_commit_as_local_version():
     ("Numpy is required to build this package.", "numpy at build time"),
     ("No solution found when resolving: `setuptools>=40.8.0`", "setuptools>=40.8.0"),
     ("health check failed: import pipelines: ImportError: cannot import name "
-     "'__version_commit__'", "1.13.1"),
+     "'__version_commit__'", "misspells __version_commit__"),
     ("Failed to fetch: `git+https://github.com/astropy/astropy@df61bbc22ed2fd5c8`",
      "pinned to a git commit"),
     ("Download error on https://pypi.python.org/simple/astropy-helpers/", "easy_install"),

@@ -564,9 +564,10 @@ FAMILIES = (
     (r"setuptools>=40\.8\.0",
      "the legacy build's setuptools>=40.8.0 is newer than the release's date cut-off"),
     (r"__version_commit__",
-     "the tag's jwst/__init__.py misspells __version_commit__ (fixed in 1.13.1), so jwst.stpipe "
-     "cannot import"),
-    (r"git\+https?://\S*@[0-9a-f]{7,40}|Git operation failed|failed to clone|Failed to fetch",
+     "the tag's jwst/__init__.py misspells __version_commit__, so jwst.stpipe cannot import "
+     "(a tag broken as tagged: a release fix in envs/fixes.toml, or the next release)"),
+    (r"git\+https?://\S*@[0-9a-f]{7,40}|Git operation failed|failed to clone"
+     r"|Failed to fetch:? \S*git",
      "a dependency is pinned to a git commit whose repository cannot be reached"),
     (r"easy_install|setup_requires|Download error on https?://pypi\.python\.org",
      "a dependency's setup.py fetches its build requirements with easy_install "
@@ -576,7 +577,7 @@ FAMILIES = (
      "development snapshot DMS ran, or a date cut-off too early"),
     (r"import (?:jwst|pipelines): \w*Error: No module named '?(\w+)",
      "jwst imports {0}, which the environment lacks: the release does not declare it "
-     "(<= 0.12 declare only namedlist)"),
+     "(such releases take what DMS ran from envs/dms-environments.toml)"),
     (r"no Python \(.*\) resolves in a dry run",
      "no Python on this machine resolves the release's dependencies as wheels"),
 )
