@@ -50,3 +50,11 @@ def test_a_release_of_an_older_python_says_which_and_how_to_get_it():
     assert "`pyenv install 3.5`" in msg and "uv python install 3.5" not in msg
     assert "\n" not in msg
     assert "`uv python install 3.8`" in era_message("0.17.0", ["3.8"], found)
+
+
+def test_no_interpreter_and_no_requirement_still_says_how_to_get_one():
+    from jwenv.interpreters import missing_message
+
+    msg = missing_message("any Python 3", [])
+    assert msg.startswith("no Python interpreter satisfies any Python 3 (found: none)")
+    assert "`uv python install 3.11`" in msg

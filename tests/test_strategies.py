@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jwenv import strategies
+from jwenv import releases, strategies
 from jwenv.errors import BadInput
 from jwenv.releases import Resolved
 
@@ -44,7 +44,7 @@ def test_release_data_is_the_repositorys_envs_directory():
     # one home for release data: the package reads the top-level envs/ (src/jwenv/data links
     # there), never a copy that could go stale
     root = Path(__file__).resolve().parents[1]
-    assert strategies.release_data("fixes.toml") == (root / "envs" / "fixes.toml").read_text()
+    assert releases.release_data("fixes.toml") == (root / "envs" / "fixes.toml").read_text()
 
 
 def test_sdp_constraints_drop_jwst_options_and_urls():
@@ -125,7 +125,7 @@ def test_dms_environments_are_data_with_sources():
         assert env.pythons and env.requirements, version
         assert all("==" in r for r in env.requirements), version
         assert any(r.startswith("numpy==") for r in env.requirements), version
-    assert envs["0.9.3"].commit == "d795045"  # no tag: the commit DMS built
+    assert releases.dms_commit("0.9.3") == "d795045"  # no tag: the commit DMS built
     assert envs["0.7.7"].pythons == ("2.7", "3.5")
 
 

@@ -576,7 +576,7 @@ def available(
                   "known to work", "installed")
     for r in rows:
         k = r["known"]
-        works = "" if k is None else "yes" if k["ok"] else f"no: {k.get('why', '')}"
+        works = "" if k is None else "yes" if k.get("ok") else f"no: {k.get('why', '')}"
         table.add_row(r["version"], r["released"], r["requires_python"], r["crds_context"],
                       r["dms_build"], r["source"], works, ", ".join(r["installed"]))
     _console().print(table)

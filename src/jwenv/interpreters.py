@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from jwenv.errors import BadInput, NoInterpreter
@@ -135,30 +135,38 @@ UV_OLDEST = Version("3.8")
 
 
 def missing_message(requires: str, found: list[Interpreter], wanted: str | None = None) -> str:
-    have = ", ".join(sorted({i.minor for i in found}, key=Version)) or "none"
     minor = wanted or _suggest(requires)
-    how = (f"`uv python install {minor}`" if Version(minor) >= UV_OLDEST
-           else f"`pyenv install {minor}`")
-    return (f"no Python interpreter satisfies {requires} (found: {have}); "
-            f"get one with {how} or pass --python /path/to/python")
+    return (f"no Python interpreter satisfies {requires} (found: {_minors(found)}); "
+            f"get one with {_how_to_get(minor)} or pass --python /path/to/python")
 
 
 def era_message(release: str, pythons: list[str], found: list[Interpreter]) -> str:
     """One line: the release ran only on Pythons this machine lacks (jwst 0.7.7: 2.7, 3.5)."""
-    have = ", ".join(sorted({i.minor for i in found}, key=Version)) or "none"
     py3 = [p for p in pythons if not p.startswith("2.")]
     want = py3[-1] if py3 else pythons[-1]
     py2 = "; uv makes no Python 2 environments" if len(py3) < len(pythons) else ""
-    how = (f"`uv python install {want}` or `pyenv install {want}`"
-           if Version(want) >= UV_OLDEST else
-           f"`pyenv install {want}` (uv provides {UV_OLDEST} and newer)")
     return (f"jwst {release} ran on Python {' or '.join(pythons)} only, and none is usable "
-            f"here (found: {have}{py2}); get Python {want} with {how}, or pass "
-            f"--python /path/to/python{want}")
+            f"here (found: {_minors(found)}{py2}); get Python {want} with "
+            f"{_how_to_get(want, pyenv_too=True)}, or pass --python /path/to/python{want}")
+
+
+def _minors(found: list[Interpreter]) -> str:
+    return ", ".join(sorted({i.minor for i in found}, key=Version)) or "none"
+
+
+def _how_to_get(minor: str, pyenv_too: bool = False) -> str:
+    if Version(minor) < UV_OLDEST:
+        return f"`pyenv install {minor}`" + (f" (uv provides {UV_OLDEST} and newer)"
+                                             if pyenv_too else "")
+    return f"`uv python install {minor}`" + (f" or `pyenv install {minor}`" if pyenv_too else "")
 
 
 def _suggest(requires: str) -> str:
-    spec = SpecifierSet(requires)
+    """The newest minor a requirement allows ('3.11' when it is not a specifier at all)."""
+    try:
+        spec = SpecifierSet(requires)
+    except InvalidSpecifier:  # e.g. "any Python 3": no requirement to honour
+        return "3.11"
     for minor in range(14, 5, -1):
         if spec.contains(Version(f"3.{minor}.0")) or spec.contains(Version(f"3.{minor}.99")):
             return f"3.{minor}"

@@ -230,17 +230,24 @@ def normalize_repo(value: str) -> str:
     return Path(value).expanduser().resolve().as_uri()
 
 
+def release_data(name: str) -> str:
+    """A file of release data (`fixes.toml`...), packaged as jwenv/data/ (the repository's
+    envs/)."""
+    from importlib.resources import files
+
+    return files("jwenv").joinpath("data", *name.split("/")).read_text()
+
+
 def dms_commit(version: str) -> str:
     """The commit DMS built for a release row that has no tag (release data), or ''."""
     import sys
-    from importlib.resources import files
 
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
     try:
-        text = files("jwenv").joinpath("data", "dms-environments.toml").read_text()
+        text = release_data("dms-environments.toml")
     except OSError:
         return ""
     return tomllib.loads(text).get("release", {}).get(version, {}).get("commit", "")
@@ -406,6 +413,11 @@ def _nearest_tags(tags_output: str, version: str | None, n: int = 2) -> list[str
         set(found), key=lambda v: _distance(v, want))[:n]]
 
 
+def is_commit(ref: str | None) -> bool:
+    """A git ref spelled as a (short) commit hash."""
+    return bool(ref) and re.fullmatch(r"[0-9a-fA-F]{7,40}", ref or "") is not None
+
+
 def check_git_ref(repo: str, ref: str | None, timeout: float = 30,
                   version: str | None = None) -> None:
     """Fail in one line, before any build, when the git repository cannot be reached, is
@@ -437,8 +449,8 @@ def check_git_ref(repo: str, ref: str | None, timeout: float = 30,
         )
     if not ref or out.stdout.strip():
         return
-    is_commit = re.fullmatch(r"[0-9a-fA-F]{7,40}", ref) is not None
-    if is_commit and (local is None or subprocess.run(
+    commit = is_commit(ref)
+    if commit and (local is None or subprocess.run(
             ["git", "-C", str(local), "cat-file", "-e", f"{ref}^{{commit}}"],
             capture_output=True, env=env, check=False).returncode == 0):
         return  # a commit: a remote cannot be asked without fetching; a local one has it
@@ -447,9 +459,9 @@ def check_git_ref(repo: str, ref: str | None, timeout: float = 30,
                               text=True, timeout=timeout, env=env, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         tags = ""  # only for naming the nearest tags
-    near = _nearest_tags(tags, version or (ref if not is_commit else None))
+    near = _nearest_tags(tags, version or (ref if not commit else None))
     nearest = f" (nearest tags: {', '.join(near)})" if near else ""
-    if is_commit:
+    if commit:
         what = f"jwst {version} has no tag: DMS built it from commit {ref}" if version \
             else f"commit {ref}"
         raise BadInput(f"{what}, which {repo} does not have{nearest}")

@@ -33,7 +33,7 @@ from packaging.version import Version
 
 from jwenv.backends import InstallPlan
 from jwenv.errors import BadInput
-from jwenv.releases import Resolved
+from jwenv.releases import Resolved, is_commit, release_data
 from jwenv.store import write_text_atomic
 
 if sys.version_info >= (3, 11):
@@ -58,13 +58,6 @@ _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # neither), and the install gets what the dry run resolved. Small compiled packages
 # (drizzle, stsci.image, ...) still build.
 WHEELS_ONLY = ("numpy", "scipy", "scikit-image", "astropy")
-
-
-def release_data(name: str) -> str:
-    """A file of release data (`fixes.toml`...), packaged as jwenv/data/."""
-    from importlib.resources import files
-
-    return files("jwenv").joinpath("data", *name.split("/")).read_text()
 
 
 @lru_cache(maxsize=1)
@@ -304,10 +297,6 @@ def _sdp_from_pypi(version: str, index_json: Path) -> str | None:
     return None
 
 
-def is_commit(ref: str | None) -> bool:
-    return bool(ref) and re.fullmatch(r"[0-9a-fA-F]{7,40}", ref or "") is not None
-
-
 def _facts_from_git(repo: str, ref: str | None) -> SourceFacts:
     import tempfile
 
@@ -438,7 +427,6 @@ class DmsEnvironment:
     pythons: tuple[str, ...] = ()
     requirements: tuple[str, ...] = ()
     exclude_newer_package: tuple[tuple[str, str], ...] = ()
-    commit: str = ""  # a DMS row without a tag: the commit DMS built
 
 
 @lru_cache(maxsize=4)
@@ -450,7 +438,6 @@ def dms_environments(path: Path | None = None) -> dict[str, DmsEnvironment]:
         pythons=tuple(entry.get("pythons", ())),
         requirements=tuple(entry.get("requirements", ())),
         exclude_newer_package=tuple(entry.get("exclude_newer_package", {}).items()),
-        commit=entry.get("commit", ""),
     ) for ver, entry in data.get("release", {}).items()}
 
 
