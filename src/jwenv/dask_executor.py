@@ -70,6 +70,17 @@ class Cluster:
             self.cluster.close()
 
 
+# A LocalCluster shares this machine's cores with the jobs: its workers only hand jobs to
+# our warm workers, so they need neither dask's stack-sampling profiler (every 10 ms) nor
+# its fast ticks and monitors. These cost ~10 % of a 2-core run (benchmarks/bench_dask.py).
+QUIET_WORKERS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
 def connect(*, address: str | None = None, scheduler_file: Path | None = None,
             workers: int = 2, memory_per_worker: int | None = None) -> Cluster:
     """A client of an existing scheduler, or of a LocalCluster jwenv starts."""
@@ -88,7 +99,10 @@ def connect(*, address: str | None = None, scheduler_file: Path | None = None,
             if memory_per_worker:
                 kw["memory_limit"] = memory_per_worker
                 kw["resources"] = {MEMORY: memory_per_worker}
-            cluster = distributed.LocalCluster(**kw)
+            import dask
+
+            with dask.config.set(QUIET_WORKERS):  # the workers get this config too
+                cluster = distributed.LocalCluster(**kw)
             client = distributed.Client(cluster)
     except (OSError, TimeoutError) as exc:
         where = address or scheduler_file
@@ -164,6 +178,10 @@ def run_on_worker(spec: dict[str, Any], wire: Wire) -> dict[str, Any]:
 
             environ = run_environ(env.path, {**wire.variables, "JWENV_ENV": env.name},
                                   threads=wire.threads)
+            # dask's nanny sets it for its own worker process (distributed.nanny.pre-spawn-
+            # environ); inherited by the pipeline it makes glibc give memory back on every
+            # free, and jobs run ~10 % slower (benchmarks/bench_dask.py)
+            environ.pop("MALLOC_TRIM_THRESHOLD_", None)
             lane = Lane(wire.name, wire.jwst_version, env.python, environ,
                         Path(spec["log"]).parent / f"workers-{socket.gethostname()}.log")
             executor = _EXECUTORS[key] = LocalExecutor({}, {wire.name: lane},
